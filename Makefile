@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test ui bench lock clean
+
+$(STAMP): requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)  ## create .venv, install the pinned dependencies, run the pipeline
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro
+
+test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small epochs)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
+
+ui: $(STAMP)  ## browse every run: http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000
+
+bench: $(STAMP)  ## model.fit vs this project's trainer, and pipeline timings
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) bench/bench.py
+
+lock:  ## regenerate requirements.txt from requirements.in in a scratch venv
+	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install --quiet -r requirements.in
+	(echo "# Full lock of requirements.in (pip freeze in a fresh venv; Python 3.11, linux x86_64)."; \
+	 /tmp/lock-venv/bin/pip freeze) > requirements.txt
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,242 @@
+"""The params.yaml schema: the one place that knows what a valid dataset or experiment is.
+
+Every stage calls `load_params()` before doing any work, so bad input fails with one line per
+problem (key, bad value, what is allowed) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+KEY_PATTERN = r"^[a-z0-9_]+$"
+
+HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassificationData(Strict):
+    """scikit-learn make_classification: two linearly separable blobs."""
+
+    kind: Literal["classification"]
+    n_samples: PositiveInt = 500
+    random_state: int = 30
+    test_fraction: Fraction = 0.2
+
+    @property
+    def n_classes(self) -> int:
+        return 2
+
+
+class BandsData(Strict):
+    """Two parabolic bands: make_regression points (x, (y/100)^2), and the same shifted up."""
+
+    kind: Literal["bands"]
+    n_samples: PositiveInt = 500
+    noise: Annotated[float, Field(ge=0)] = 10.0
+    offset: float = 0.5
+    random_state: int = 0
+    test_fraction: Fraction = 0.2
+
+    @property
+    def n_classes(self) -> int:
+        return 2
+
+
+class SpiralData(Strict):
+    """The notebook's generate_spiral_data: interleaved spiral arms, one per class."""
+
+    kind: Literal["spiral"]
+    n_classes: Annotated[int, Field(strict=True, ge=2)] = 3
+    points_per_class: PositiveInt = 300
+    data_limit: Annotated[float, Field(gt=2)] = 30
+    noise: Annotated[float, Field(ge=0)] = 1.0
+    test_fraction: Fraction = 0.2
+
+
+DatasetSpec = Annotated[
+    Union[ClassificationData, BandsData, SpiralData], Field(discriminator="kind")
+]
+
+
+class LayerSpec(Strict):
+    units: PositiveInt
+    activation: Literal[HIDDEN_ACTIVATIONS + ("softmax",)]
+
+
+class ExperimentSpec(Strict):
+    dataset: str
+    layers: Annotated[list[LayerSpec], Field(min_length=1)]
+    optimizer: Literal["sgd", "adam"]
+    learning_rate: Annotated[float, Field(gt=0)]
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    validation_split: Fraction
+
+    @model_validator(mode="after")
+    def _softmax_only_at_the_output(self):
+        for i, layer in enumerate(self.layers[:-1]):
+            if layer.activation not in HIDDEN_ACTIVATIONS:
+                raise ValueError(
+                    f"layers[{i}].activation: {layer.activation!r} is only allowed on the output "
+                    f"layer; hidden layers allow {', '.join(HIDDEN_ACTIVATIONS)}"
+                )
+        return self
+
+    @property
+    def output(self) -> LayerSpec:
+        return self.layers[-1]
+
+    @property
+    def is_binary(self) -> bool:
+        """One sigmoid unit: binary cross-entropy; otherwise softmax and categorical."""
+        return self.output.activation == "sigmoid" and self.output.units == 1
+
+    def architecture(self) -> str:
+        """A one-line summary, e.g. 'relu 100-100 → softmax 3'."""
+        hidden = self.layers[:-1]
+        out = f"{self.output.activation} {self.output.units}"
+        if not hidden:
+            return out
+        groups: list[str] = []
+        for layer in hidden:
+            if groups and groups[-1].startswith(layer.activation + " "):
+                groups[-1] += f"-{layer.units}"
+            else:
+                groups.append(f"{layer.activation} {layer.units}")
+        return " → ".join(groups + [out])
+
+
+class PlotSettings(Strict):
+    grid_resolution: Annotated[int, Field(strict=True, ge=10, le=1000)] = 150
+    margin: Annotated[float, Field(ge=0, le=2)] = 0.1
+    dpi: Annotated[int, Field(strict=True, ge=30, le=600)] = 100
+
+
+class MlflowSettings(Strict):
+    experiment_name: Annotated[str, Field(min_length=1)] = "classification-intuition"
+
+
+class Params(Strict):
+    seed: int
+    mlflow: MlflowSettings = MlflowSettings()
+    plots: PlotSettings = PlotSettings()
+    datasets: Annotated[dict[str, DatasetSpec], Field(min_length=1)]
+    experiments: Annotated[dict[str, ExperimentSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _cross_references(self):
+        for section in ("datasets", "experiments"):
+            for key in getattr(self, section):
+                if not re.match(KEY_PATTERN, key):
+                    raise ValueError(
+                        f"{section}.{key}: key {key!r} is not allowed; use lower-case letters, "
+                        "digits and '_' (it becomes a DVC stage name)"
+                    )
+        for key, exp in self.experiments.items():
+            where = f"experiments.{key}"
+            if exp.dataset not in self.datasets:
+                raise ValueError(
+                    f"{where}.dataset: {exp.dataset!r} is not a dataset; "
+                    f"defined datasets: {', '.join(self.datasets)}"
+                )
+            n_classes = self.datasets[exp.dataset].n_classes
+            out = exp.output
+            fits = out.activation == "softmax" and out.units == n_classes
+            fits = fits or (n_classes == 2 and exp.is_binary)
+            if not fits:
+                allowed = f"softmax with {n_classes} units"
+                if n_classes == 2:
+                    allowed = "1 sigmoid unit or " + allowed
+                raise ValueError(
+                    f"{where}.layers[{len(exp.layers) - 1}]: output layer "
+                    f"{{units: {out.units}, activation: {out.activation}}} does not fit dataset "
+                    f"{exp.dataset!r} ({n_classes} classes); allowed: {allowed}"
+                )
+        return self
+
+    def dataset_of(self, experiment: str) -> DatasetSpec:
+        return self.datasets[self.experiments[experiment].dataset]
+
+
+class ParamsError(Exception):
+    """Bad params.yaml: the message is meant for the user, one problem per line."""
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+    loc = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", loc)
+    # A discriminated union reports the variant name in loc; it adds nothing for the user.
+    loc = re.sub(r"\.(classification|bands|spiral)(?=\.|$)", "", loc)
+    kind, msg, value = error["type"], error["msg"], error.get("input")
+    if kind == "missing":
+        return f"{loc}: missing key"
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key (got {value!r})"
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        return f"{loc}.{msg}" if loc and not msg.startswith(("datasets.", "experiments.")) else msg
+    if kind == "union_tag_invalid":
+        return f"{loc}.kind: {value.get('kind')!r} is not allowed; use one of: classification, bands, spiral"
+    return f"{loc}: {value!r} is not allowed: {msg}"
+
+
+def parse_params(raw: object) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{PARAMS_FILE}: expected a mapping at the top level, got {raw!r}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{PARAMS_FILE}: {_describe(e)}" for e in exc.errors()]
+        raise ParamsError("\n".join(dict.fromkeys(lines))) from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the project root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ParamsError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_params(raw)
+
+
+def load_or_exit(path: Path = PARAMS_FILE) -> Params:
+    """For stage entry points: a user error is printed as-is, without a traceback."""
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def load_stage(section: str, argv: list[str] | None = None) -> tuple[Params, str]:
+    """For `python -m stages.<stage> <key>`: validated params and a key that exists in `section`."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(f"usage: python -m stages.<stage> <key of {section} in {PARAMS_FILE}>", file=sys.stderr)
+        raise SystemExit(2)
+    params = load_or_exit()
+    key = args[0]
+    if key not in getattr(params, section):
+        known = ", ".join(getattr(params, section))
+        print(f"error: {section}.{key}: no such key in {PARAMS_FILE}; defined: {known}", file=sys.stderr)
+        raise SystemExit(2)
+    return params, key

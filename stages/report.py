@@ -1,0 +1,56 @@
+"""report: a gallery of every experiment's decision regions and a leaderboard of their scores."""
+
+import numpy as np
+
+from stages import figures, files
+from stages.config import load_or_exit
+from stages.metrics import make_grid
+from stages.network import load_layers, parameter_counts, predict_grid, predict_proba
+
+
+def leaderboard(rows: list[dict]) -> str:
+    header = ("| experiment | dataset | architecture | params | val acc | test acc | "
+              "val loss | test loss | sharpness | status |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+    lines = [header]
+    for r in sorted(rows, key=lambda r: (r["dataset"], -r["test_accuracy"])):
+        lines.append(
+            f"| {r['key']} | {r['dataset']} | {r['architecture']} | {r['params']} | "
+            f"{r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['val_loss']:.3f} | "
+            f"{r['test_loss']:.3f} | {r['sharpness']:.3f} | {r['status']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    params = load_or_exit()
+    rows, panels = [], {}
+    for key, spec in params.experiments.items():
+        out = files.ExperimentFiles(key)
+        metrics = files.read_json(out.metrics)
+        layers = load_layers(out.model)
+        X, y, X_test, y_test = files.read_splits(spec.dataset)
+        grid = make_grid(np.vstack([X, X_test]), params.plots.grid_resolution, params.plots.margin)
+        proba = predict_grid(layers, grid)
+        diverged_at = metrics["training"]["diverged_at_epoch"]
+        panels.setdefault(spec.dataset, []).append({
+            "grid": grid, "proba": proba, "X_train": X, "y_train": y, "X_test": X_test,
+            "y_test": y_test, "y_test_pred": predict_proba(layers, X_test).argmax(axis=1),
+            "title": key, "test_accuracy": metrics["test"]["accuracy"], "diverged": diverged_at is not None,
+        })
+        rows.append({
+            "key": key, "dataset": spec.dataset, "architecture": spec.architecture(),
+            "params": sum(parameter_counts(layers)),
+            "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
+            "val_loss": metrics["val"]["log_loss"], "test_loss": metrics["test"]["log_loss"],
+            "sharpness": metrics["sharpness"]["mean_max_probability"],
+            "status": f"DIVERGED at epoch {diverged_at}" if diverged_at else "ok",
+        })
+    gallery = figures.gallery(list(panels.values()), "Decision regions of every experiment (rows: datasets)")
+    with files.atomic_path(files.REPORT / "gallery.png") as tmp:
+        gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
+    files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + leaderboard(rows))
+    print(leaderboard(rows))
+
+
+if __name__ == "__main__":
+    main()
