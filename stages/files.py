@@ -37,10 +37,7 @@ class ExperimentFiles:
     metrics = property(lambda self: self.root / "metrics.json")
     confusion = property(lambda self: self.root / "confusion_matrix.csv")
     test_predictions = property(lambda self: self.root / "test_predictions.csv")
-    # plot@
     figures = property(lambda self: self.root / "figures")
-    # track@
-    tracked = property(lambda self: self.root / "mlflow_tracked.json")
 
 
 def dataset_file(name: str, part: str) -> Path:
@@ -58,6 +55,8 @@ def atomic_path(path: Path):
     tmp.unlink()
     try:
         yield tmp
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)  # a directory cannot be replaced while it has files
         os.replace(tmp, path)
     finally:
         if tmp.is_dir():

@@ -1,10 +1,8 @@
 """report: a gallery of every experiment's decision regions and a leaderboard of their scores."""
 
-import numpy as np
-
 from stages import figures, files
 from stages.config import load_or_exit
-from stages.metrics import make_grid
+from stages.evaluate import plot_grid
 from stages.network import load_layers, parameter_counts, predict_grid, predict_proba
 
 
@@ -28,8 +26,8 @@ def main() -> None:
         out = files.ExperimentFiles(key)
         metrics = files.read_json(out.metrics)
         layers = load_layers(out.model)
-        X, y, X_test, y_test = files.read_splits(spec.dataset)
-        grid = make_grid(np.vstack([X, X_test]), params.plots.grid_resolution, params.plots.margin)
+        X, y, X_test, y_test = data = files.read_splits(spec.dataset)
+        grid = plot_grid(params, data)
         proba = predict_grid(layers, grid)
         diverged_at = metrics["training"]["diverged_at_epoch"]
         panels.setdefault(spec.dataset, []).append({
@@ -45,7 +43,7 @@ def main() -> None:
             "sharpness": metrics["sharpness"]["mean_max_probability"],
             "status": f"DIVERGED at epoch {diverged_at}" if diverged_at else "ok",
         })
-    gallery = figures.gallery(list(panels.values()), "Decision regions of every experiment (rows: datasets)")
+    gallery = figures.gallery(list(panels.values()), "Classification Intuition, rows: datasets")
     with files.atomic_path(files.REPORT / "gallery.png") as tmp:
         gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
     files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + leaderboard(rows))

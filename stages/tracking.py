@@ -2,7 +2,7 @@
 
 One execution of an experiment's stages is one MLflow run. `train@<key>` opens it (it holds the
 Keras model in memory, so it logs params, the per-epoch curves and the model) and leaves it
-RUNNING; `track@<key>` adds the evaluation metrics and figures and marks it FINISHED. A stage that
+RUNNING; `evaluate@<key>` adds the evaluation metrics and figures and marks it FINISHED. A stage that
 fails marks the run FAILED, so a half-filled run never looks finished.
 """
 
@@ -96,7 +96,7 @@ def run_tags(key: str, dataset: str, architecture: str) -> dict[str, str]:
     tags = {
         "dataset": dataset,
         "architecture": architecture,
-        "dvc_stages": ", ".join(f"{s}@{key}" for s in ("train", "evaluate", "plot", "track")),
+        "dvc_stages": f"train@{key}, evaluate@{key}",
         "git_commit": git_commit(),
     }
     if os.environ.get("DVC_EXP_NAME"):
@@ -146,15 +146,38 @@ def log_metrics(run_id: str, rows: list[dict], step_key: str | None = None) -> N
         MlflowClient().log_batch(run_id, metrics=metrics[i : i + METRICS_PER_BATCH])
 
 
-def finish_run(run_id: str) -> None:
-    MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-
-
-def get_run(run_id: str):
+def require_run(run_id: str, key: str) -> str:
+    """The run train@ opened must be in this store (it is not if the store was deleted or
+    MLFLOW_TRACKING_URI changed since training)."""
     try:
-        return MlflowClient().get_run(run_id)
+        MlflowClient().get_run(run_id)
     except mlflow.exceptions.MlflowException:
-        return None
+        print(f"error: MLflow run {run_id} of {key} is not in {tracking_uri()}; retrain to open "
+              f"a new one: dvc repro --force train@{key}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return run_id
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, float]:
+    """{'test': {'accuracy': 0.9}} -> {'test_accuracy': 0.9}: the same names in every run."""
+    flat = {}
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{name}_")
+        elif isinstance(value, (int, float)):  # bools too, as 0/1
+            flat[f"{prefix}{name}"] = float(value)
+    return flat
+
+
+def complete_run(run_id: str, metrics: dict, out, architecture: str) -> None:
+    """Add what evaluate@ produced to the run train@ opened, and mark it FINISHED."""
+    log_metrics(run_id, [flatten(metrics)])
+    client = MlflowClient()
+    for path in (out.history, out.metrics, out.confusion):
+        client.log_artifact(run_id, str(path))
+    client.log_artifacts(run_id, str(out.figures), "figures")
+    client.log_text(run_id, architecture + "\n", "architecture.txt")
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
 def ui_url(experiment_id: str, run_id: str) -> str:
@@ -209,5 +232,5 @@ def log_training(run_id: str, model, dataset_name: str, X, y, history: list[dict
         mlflow.log_input(mlflow.data.from_pandas(frame, name=dataset_name, targets="y"), context="training")
         # pip_requirements given: inferring them costs ~5 s per model
         mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
-        # Leave the run open (RUNNING) for track@, which completes it.
+        # Leave the run open (RUNNING) for evaluate@, which completes it.
         mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))

@@ -50,22 +50,26 @@ def train(
     batch_size: int,
     seed: int,
     binary: bool,
-    on_epoch_end: Callable[[dict], None] | None = None,
+    epochs_per_call: int = 50,
+    on_progress: Callable[[dict], None] | None = None,
 ) -> TrainingResult:
     """Train `model` in place on `data` = (x, y, x_val, y_val), validating after every epoch.
 
-    Stops early if the loss becomes NaN or infinite, restoring the previous epoch's weights."""
+    Runs `epochs_per_call` epochs per graph call (`on_progress` gets the last row of each), and
+    stops early if the loss becomes NaN or infinite, restoring the previous epoch's weights."""
     x, y, x_val, y_val = (tf.constant(a, dtype=tf.float32) for a in data)
     n = int(x.shape[0])
     steps = steps_per_epoch(n, batch_size)
     weights = model.trainable_variables
     optimizer.build(weights)
+    # The weights at the start of the current epoch: what is kept if that epoch diverges.
+    epoch_start = [tf.Variable(w, trainable=False) for w in weights]
 
-    @tf.function(reduce_retracing=True)
-    def run_epoch(shuffle_seed):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=shuffle_seed)
-        loss_sum = tf.constant(0.0)
-        correct = tf.constant(0.0)
+    def one_epoch(epoch):
+        for saved, w in zip(epoch_start, weights):
+            saved.assign(w)
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
         for step in tf.range(steps):
             batch = order[step * batch_size : tf.minimum((step + 1) * batch_size, n)]
             xb, yb = tf.gather(x, batch), tf.gather(y, batch)
@@ -75,25 +79,31 @@ def train(
             optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
             loss_sum += loss * tf.cast(tf.shape(batch)[0], tf.float32)
             correct += _correct(yb, pred, binary)
-        return loss_sum / n, correct / n
+        val_pred = model(x_val, training=False)
+        val_accuracy = _correct(y_val, val_pred, binary) / tf.cast(tf.shape(x_val)[0], tf.float32)
+        return tf.stack([loss_sum / n, correct / n, loss_fn(y_val, val_pred), val_accuracy])
 
     @tf.function
-    def validate():
-        pred = model(x_val, training=False)
-        return loss_fn(y_val, pred), _correct(y_val, pred, binary) / tf.cast(tf.shape(x_val)[0], tf.float32)
+    def run_epochs(first, count):
+        rows = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for i in tf.range(count):
+            row = one_epoch(first + i)
+            rows = rows.write(i, row)
+            if not tf.reduce_all(tf.math.is_finite(row)):
+                break
+        return rows.stack()
 
     result = TrainingResult(steps)
-    for epoch in range(1, epochs + 1):
-        last_finite_weights = model.get_weights()
-        loss, acc = run_epoch(tf.constant([seed, epoch], dtype=tf.int32))
-        val_loss, val_acc = validate()
-        row = dict(zip(HISTORY_COLUMNS, (epoch, *(float(v) for v in (loss, acc, val_loss, val_acc)))))
-        result.history.append(row)
-        if on_epoch_end:
-            on_epoch_end(row)
-        if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
+    for first in range(1, epochs + 1, epochs_per_call):
+        count = min(epochs_per_call, epochs + 1 - first)
+        rows = run_epochs(tf.constant(first), tf.constant(count)).numpy().tolist()
+        result.history += [dict(zip(HISTORY_COLUMNS, (first + i, *r))) for i, r in enumerate(rows)]
+        if on_progress:
+            on_progress(result.history[-1])
+        if len(rows) < count or not np.all(np.isfinite(rows[-1])):
             # Divergence is a result, not a crash: stop, and keep a model that still predicts.
-            result.diverged_at = epoch
-            model.set_weights(last_finite_weights)
+            result.diverged_at = result.history[-1]["epoch"]
+            for saved, w in zip(epoch_start, weights):
+                w.assign(saved)
             break
     return result
