@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test ui bench lock clean
+.PHONY: run test validate ui bench lock clean
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -16,6 +16,9 @@ run: $(STAMP)  ## create .venv, install the pinned dependencies, run the pipelin
 
 test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small epochs)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
+
+validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipeline, outputs, findings
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m stages.validate
 
 ui: $(STAMP)  ## browse every run: http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000

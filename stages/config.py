@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -18,7 +19,6 @@ PARAMS_FILE = Path("params.yaml")
 KEY_PATTERN = r"^[a-z0-9_]+$"
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 
@@ -104,6 +104,19 @@ class ExperimentSpec(Strict):
         """One sigmoid unit: binary cross-entropy; otherwise softmax and categorical."""
         return self.output.activation == "sigmoid" and self.output.units == 1
 
+    def parameter_counts(self, n_features: int = 2) -> list[int]:
+        """Weights and biases of each Dense layer."""
+        sizes = [n_features] + [layer.units for layer in self.layers]
+        return [(fan_in + 1) * units for fan_in, units in zip(sizes, sizes[1:])]
+
+    def summary(self) -> str:
+        """The architecture as a small table, for people reading a run's artifacts."""
+        rows = [self.architecture(), "", f"{'layer':<7}{'units':>6}  {'activation':<11}{'params':>7}"]
+        for i, (layer, count) in enumerate(zip(self.layers, self.parameter_counts()), 1):
+            rows.append(f"{i:<7}{layer.units:>6}  {layer.activation:<11}{count:>7}")
+        rows.append(f"{'total':<26}{sum(self.parameter_counts()):>7}")
+        return "\n".join(rows) + "\n"
+
     def architecture(self) -> str:
         """A one-line summary, e.g. 'relu 100-100 → softmax 3'."""
         hidden = self.layers[:-1]
@@ -175,31 +188,77 @@ class ParamsError(Exception):
     """Bad params.yaml: the message is meant for the user, one problem per line."""
 
 
-def _describe(error: dict) -> str:
-    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union")))
-    loc = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", loc)
-    # A discriminated union reports the variant name in loc; it adds nothing for the user.
-    loc = re.sub(r"\.(classification|bands|spiral)(?=\.|$)", "", loc)
+DATASET_KINDS = {"classification": ClassificationData, "bands": BandsData, "spiral": SpiralData}
+
+
+def _path(loc: tuple) -> list:
+    """Pydantic's error location as the user's key path: a discriminated union inserts the
+    variant's tag after the dataset key, which is not a key in params.yaml."""
+    parts = [p for p in loc if not str(p).startswith("function-after")]
+    if len(parts) > 2 and parts[0] == "datasets" and parts[2] in DATASET_KINDS:
+        del parts[2]
+    return parts
+
+
+def _format(parts: list) -> str:
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return text.lstrip(".")
+
+
+def _model_at(parts: list, raw: dict):
+    """The schema class that owns the key at `parts` (for listing the allowed keys)."""
+    if len(parts) == 1:
+        return Params
+    section = parts[0]
+    if section == "plots":
+        return PlotSettings
+    if section == "mlflow":
+        return MlflowSettings
+    if section == "datasets":
+        kind = (raw.get("datasets", {}).get(parts[1]) or {}).get("kind")
+        return DATASET_KINDS.get(kind)
+    if section == "experiments":
+        return LayerSpec if "layers" in parts else ExperimentSpec
+    return None
+
+
+def _describe(error: dict, raw: dict) -> str:
+    parts = _path(error["loc"])
+    loc = _format(parts)
     kind, msg, value = error["type"], error["msg"], error.get("input")
     if kind == "missing":
         return f"{loc}: missing key"
     if kind == "extra_forbidden":
-        return f"{loc}: unknown key (got {value!r})"
+        model = _model_at(parts, raw)
+        allowed = f"; allowed keys: {', '.join(model.model_fields)}" if model else ""
+        return f"{loc}: unknown key (value {value!r}){allowed}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         return f"{loc}.{msg}" if loc and not msg.startswith(("datasets.", "experiments.")) else msg
+    kinds = ", ".join(DATASET_KINDS)
     if kind == "union_tag_invalid":
-        return f"{loc}.kind: {value.get('kind')!r} is not allowed; use one of: classification, bands, spiral"
+        return f"{loc}.kind: {value.get('kind')!r} is not allowed; use one of: {kinds}"
+    if kind == "union_tag_not_found":
+        return f"{loc}.kind: missing key; use one of: {kinds}"
+    if kind in ("greater_than", "less_than") and parts[-1] in ("test_fraction", "validation_split"):
+        return f"{loc}: {value!r} is not allowed: use a fraction strictly between 0 and 1"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"{loc}: {value!r} is not allowed; use one of: {expected}"
+    if kind == "too_short":
+        return f"{loc}: {value!r} is not allowed: give at least one item"
     return f"{loc}: {value!r} is not allowed: {msg}"
 
 
-def parse_params(raw: object) -> Params:
+def parse_params(raw: object, source: Path = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
-        raise ParamsError(f"{PARAMS_FILE}: expected a mapping at the top level, got {raw!r}")
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {raw!r}")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{PARAMS_FILE}: {_describe(e)}" for e in exc.errors()]
+        lines = [f"{source}: {_describe(e, raw)}" for e in exc.errors()]
         raise ParamsError("\n".join(dict.fromkeys(lines))) from None
 
 
@@ -215,16 +274,22 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ParamsError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_params(raw)
+    return parse_params(raw, path)
 
 
-def load_or_exit(path: Path = PARAMS_FILE) -> Params:
-    """For stage entry points: a user error is printed as-is, without a traceback."""
+@contextmanager
+def user_errors():
+    """For entry points: a user error is printed as one `error:` line, without a traceback."""
     try:
-        return load_params(path)
+        yield
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def load_or_exit(path: Path = PARAMS_FILE) -> Params:
+    with user_errors():
+        return load_params(path)
 
 
 def load_stage(section: str, argv: list[str] | None = None) -> tuple[Params, str]:
@@ -233,10 +298,10 @@ def load_stage(section: str, argv: list[str] | None = None) -> tuple[Params, str
     if len(args) != 1:
         print(f"usage: python -m stages.<stage> <key of {section} in {PARAMS_FILE}>", file=sys.stderr)
         raise SystemExit(2)
-    params = load_or_exit()
     key = args[0]
-    if key not in getattr(params, section):
-        known = ", ".join(getattr(params, section))
-        print(f"error: {section}.{key}: no such key in {PARAMS_FILE}; defined: {known}", file=sys.stderr)
-        raise SystemExit(2)
+    with user_errors():
+        params = load_params()
+        if key not in getattr(params, section):
+            known = ", ".join(getattr(params, section))
+            raise ParamsError(f"{PARAMS_FILE}: {section}.{key}: no such key; defined: {known}")
     return params, key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from stages.config import BandsData, ClassificationData, DatasetSpec, SpiralData
@@ -70,9 +72,9 @@ def split_test(X, y, test_fraction: float, seed: int):
 
 
 def split_validation(X, y, validation_split: float):
-    """Keras' `validation_split` semantics: the last fraction of the (already shuffled) rows."""
-    n_val = int(len(y) * validation_split)
-    if n_val == 0 or n_val == len(y):
+    """Keras' `validation_split` semantics: the last fraction of the (already shuffled) rows,
+    cut where `model.fit` cuts."""
+    cut = math.floor(len(y) * (1 - validation_split))
+    if cut == 0 or cut == len(y):
         raise ValueError(f"validation_split={validation_split} leaves an empty part of {len(y)} rows")
-    cut = len(y) - n_val
     return X[:cut], y[:cut], X[cut:], y[cut:]

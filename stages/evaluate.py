@@ -73,7 +73,7 @@ def main() -> None:
             tmp.mkdir()
             for name, fig in drawings.items():
                 fig.savefig(tmp / f"{name}.png", dpi=params.plots.dpi)
-        tracking.complete_run(run_id, metrics, out, spec.architecture())
+        tracking.complete_run(run_id, metrics, out, spec.summary())
 
     print(f"{key}: accuracy train {metrics['train']['accuracy']:.3f}  val {metrics['val']['accuracy']:.3f}  "
           f"test {metrics['test']['accuracy']:.3f}" + ("  (DIVERGED)" if diverged_at else "")

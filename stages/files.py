@@ -92,7 +92,7 @@ def _fmt(value: float) -> str:
 
 def read_table(path: Path) -> dict[str, np.ndarray]:
     header = Path(path).read_text().split("\n", 1)[0].split(",")
-    values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2).reshape(-1, len(header))
     return {name: values[:, i] for i, name in enumerate(header)}
 
 

@@ -1,16 +1,19 @@
-"""report: a gallery of every experiment's decision regions and a leaderboard of their scores."""
+"""report: a gallery of every experiment's decision regions, a leaderboard of their scores, and
+whether each finding of findings.yaml holds."""
 
 from stages import figures, files
-from stages.config import load_or_exit
+from stages.config import load_or_exit, user_errors
 from stages.evaluate import plot_grid
+from stages.findings import evaluate as check_findings
+from stages.findings import load_findings, to_markdown
 from stages.network import load_layers, parameter_counts, predict_grid, predict_proba
 
 
-def leaderboard(rows: list[dict]) -> str:
+def leaderboard(rows: list[dict], datasets: list[str]) -> str:
     header = ("| experiment | dataset | architecture | params | val acc | test acc | "
               "val loss | test loss | sharpness | status |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     lines = [header]
-    for r in sorted(rows, key=lambda r: (r["dataset"], -r["test_accuracy"])):
+    for r in sorted(rows, key=lambda r: (datasets.index(r["dataset"]), -r["test_accuracy"])):
         lines.append(
             f"| {r['key']} | {r['dataset']} | {r['architecture']} | {r['params']} | "
             f"{r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['val_loss']:.3f} | "
@@ -21,10 +24,12 @@ def leaderboard(rows: list[dict]) -> str:
 
 def main() -> None:
     params = load_or_exit()
-    rows, panels = [], {}
+    with user_errors():
+        findings = load_findings()
+    rows, panels, measured = [], {}, {}
     for key, spec in params.experiments.items():
         out = files.ExperimentFiles(key)
-        metrics = files.read_json(out.metrics)
+        metrics = measured[key] = files.read_json(out.metrics)
         layers = load_layers(out.model)
         X, y, X_test, y_test = data = files.read_splits(spec.dataset)
         grid = plot_grid(params, data)
@@ -46,8 +51,13 @@ def main() -> None:
     gallery = figures.gallery(list(panels.values()), "Classification Intuition, rows: datasets")
     with files.atomic_path(files.REPORT / "gallery.png") as tmp:
         gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
-    files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + leaderboard(rows))
-    print(leaderboard(rows))
+    table = leaderboard(rows, list(params.datasets))
+    files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + table)
+    outcomes = check_findings(findings, measured)
+    files.write_text(files.REPORT / "findings.md", "# Findings\n\n" + to_markdown(outcomes))
+    print(table)
+    for outcome in outcomes:
+        print(f"finding {outcome.finding.id}: {outcome.status}")
 
 
 if __name__ == "__main__":

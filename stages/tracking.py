@@ -159,24 +159,25 @@ def require_run(run_id: str, key: str) -> str:
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, float]:
-    """{'test': {'accuracy': 0.9}} -> {'test_accuracy': 0.9}: the same names in every run."""
+    """{'val': {'accuracy': 0.9}} -> {'val/accuracy': 0.9}: the same names in every run, apart
+    from the per-epoch curves (`val_accuracy`), and grouped by split in the UI's chart view."""
     flat = {}
     for name, value in tree.items():
         if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{name}_")
+            flat |= flatten(value, f"{prefix}{name}/")
         elif isinstance(value, (int, float)):  # bools too, as 0/1
             flat[f"{prefix}{name}"] = float(value)
     return flat
 
 
-def complete_run(run_id: str, metrics: dict, out, architecture: str) -> None:
+def complete_run(run_id: str, metrics: dict, out, summary: str) -> None:
     """Add what evaluate@ produced to the run train@ opened, and mark it FINISHED."""
     log_metrics(run_id, [flatten(metrics)])
     client = MlflowClient()
     for path in (out.history, out.metrics, out.confusion):
         client.log_artifact(run_id, str(path))
     client.log_artifacts(run_id, str(out.figures), "figures")
-    client.log_text(run_id, architecture + "\n", "architecture.txt")
+    client.log_text(run_id, summary, "architecture.txt")
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 

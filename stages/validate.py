@@ -1,0 +1,214 @@
+"""`make validate`: prove the pipeline still runs and still says what the notebook says.
+
+Not a pipeline stage: the command CI runs after the tests (`python -m stages.validate`).
+1. static checks: params.yaml and findings.yaml against their schemas, dvc.yaml parses and its DAG
+   builds, every declared dependency and param exists;
+2. the committed dvc.lock is not stale: before running, `dvc status` may report missing outputs only,
+   never changed params, code or commands;
+3. the full pipeline (`dvc repro`), then `dvc status` is clean and a second `dvc repro` runs nothing;
+4. every output present and valid (metrics parse, images decode and are not blank);
+5. every finding of findings.yaml holds;
+6. a Markdown summary (timings, leaderboard, findings, `dvc metrics diff` against the last commit)
+   in validation-summary.md, and appended to $GITHUB_STEP_SUMMARY when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from stages import files
+from stages.config import PARAMS_FILE, ParamsError, load_params
+from stages.findings import FINDINGS_FILE, evaluate, load_findings, to_markdown
+
+SUMMARY = Path("validation-summary.md")
+MISSING_OUTPUT = {"deleted", "not in cache"}
+
+
+class Invalid(Exception):
+    """A validation step failed; the message says what and where."""
+
+
+def dvc(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode not in (0, 1) or (result.returncode == 1 and args[0] != "status"):
+        raise Invalid(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def pipeline_outputs() -> list[str]:
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        return [out.def_path for stage in repo.index.stages for out in stage.outs]
+
+
+def is_produced(path: str, outputs: list[str]) -> bool:
+    """An output of some stage, or a directory holding outputs (like the report's `results`)."""
+    return any(out == path or out.startswith(path.rstrip("/") + "/") for out in outputs)
+
+
+def static_checks() -> str:
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    params = load_params()
+    experiments = set(params.experiments)
+    for finding in load_findings().findings:
+        for check in finding.checks:
+            if unknown := check.experiments() - experiments:
+                raise Invalid(f"{FINDINGS_FILE}: finding {finding.id} names unknown experiment(s) "
+                              f"{', '.join(sorted(unknown))}")
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    with Repo() as repo:
+        stages = repo.index.stages
+        repo.index.graph  # building the DAG raises on cycles and overlapping outputs
+        outputs = [out.def_path for stage in stages for out in stage.outs]
+        problems = []
+        for stage in stages:
+            for dep in stage.deps:
+                if isinstance(dep, ParamsDependency):
+                    problems += [f"{stage.addressing}: param {key} is not in {PARAMS_FILE}"
+                                 for key in dep.params if not _has_key(raw, key)]
+                elif not os.path.exists(dep.def_path) and not is_produced(dep.def_path, outputs):
+                    problems.append(f"{stage.addressing}: dependency {dep.def_path} does not exist")
+    if problems:
+        raise Invalid("\n".join(problems))
+    return f"{len(stages)} stages, {len(outputs)} outputs, params and findings valid"
+
+
+def _has_key(tree: dict, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def lock_is_current() -> str:
+    """Stages whose params, code or command changed since dvc.lock was committed: the pipeline
+    was not rerun after that change."""
+    status = json.loads(dvc("status", "--json").stdout or "{}")
+    outputs = pipeline_outputs()
+    stale = {}
+    for stage, changes in status.items():
+        reasons = []
+        for change in changes:
+            if change == "changed command" or isinstance(change, str):
+                reasons.append(str(change))
+                continue
+            for path, what in change.get("changed deps", {}).items():
+                if isinstance(what, dict):
+                    reasons += [f"param {key} {state}" for key, state in what.items()]
+                elif not is_produced(path, outputs):
+                    reasons.append(f"{path} {what}")
+            reasons += [f"output {path} {what}" for path, what in change.get("changed outs", {}).items()
+                        if what not in MISSING_OUTPUT]
+        if reasons:
+            stale[stage] = reasons
+    if stale:
+        lines = [f"  {stage}: {', '.join(reasons)}" for stage, reasons in stale.items()]
+        raise Invalid("dvc.lock is stale: these stages changed since the pipeline last ran; run "
+                      "`dvc repro` and commit dvc.lock with the change:\n" + "\n".join(lines))
+    missing = sum(1 for changes in status.values() if changes)
+    return f"dvc.lock current ({missing} stages only missing their outputs)"
+
+
+def run_pipeline() -> str:
+    result = subprocess.run(["dvc", "repro"], text=True, capture_output=True)
+    sys.stdout.write(result.stdout[-4000:])
+    if result.returncode != 0:
+        raise Invalid(f"dvc repro failed:\n{result.stdout[-3000:]}{result.stderr}")
+    ran = len(re.findall(r"Running stage '", result.stdout))
+    if dvc("status", "-q").returncode != 0:
+        raise Invalid("`dvc status` is not clean after `dvc repro`")
+    again = dvc("repro")
+    if rerun := re.findall(r"Running stage '([^']+)'", again.stdout):
+        raise Invalid(f"a second `dvc repro` ran {', '.join(rerun)}: the pipeline is not reproducible")
+    return f"{ran} stages ran; status clean; a second `dvc repro` ran nothing"
+
+
+def outputs_valid() -> str:
+    from matplotlib.image import imread
+
+    params = load_params()
+    problems, images = [], 0
+    for key in params.experiments:
+        out = files.ExperimentFiles(key)
+        try:
+            metrics = files.read_json(out.metrics)
+            assert 0 <= metrics["test"]["accuracy"] <= 1
+        except (OSError, ValueError, KeyError, AssertionError) as exc:
+            problems.append(f"{out.metrics}: {type(exc).__name__} {exc}")
+    for png in sorted(Path(files.RESULTS).glob("*/figures/*.png")) + [files.REPORT / "gallery.png"]:
+        try:
+            pixels = imread(png)
+            images += 1
+            if pixels.std() < 0.02:
+                problems.append(f"{png}: blank image")
+        except (OSError, ValueError, SyntaxError) as exc:
+            problems.append(f"{png}: does not decode ({exc})")
+    if problems:
+        raise Invalid("\n".join(problems))
+    return f"{len(params.experiments)} metrics files and {images} images valid"
+
+
+def findings_hold(summary: list[str]) -> str:
+    params = load_params()
+    measured = {key: files.read_json(files.ExperimentFiles(key).metrics) for key in params.experiments}
+    outcomes = evaluate(load_findings(), measured)
+    summary += ["## Findings", "", to_markdown(outcomes)]
+    failed = [o for o in outcomes if o.status != "holds"]
+    if failed:
+        raise Invalid("\n".join(f"finding {o.finding.id} {o.status}: {o.finding.claim}\n    "
+                                + "\n    ".join(o.evidence) for o in failed))
+    return f"all {len(outcomes)} findings hold"
+
+
+def main() -> int:
+    summary = ["# Pipeline validation", ""]
+    steps = [("static checks", static_checks), ("dvc.lock is current", lock_is_current),
+             ("full pipeline", run_pipeline), ("outputs valid", outputs_valid),
+             ("findings hold", lambda: findings_hold(summary))]
+    rows, failed = [], None
+    for name, step in steps:
+        started = time.monotonic()
+        print(f"::: validate: {name}", flush=True)
+        try:
+            detail = step()
+            ok = True
+        except (Invalid, ParamsError) as exc:
+            detail, ok = str(exc), False
+        seconds = time.monotonic() - started
+        print(f"::: validate: {name}: {'ok' if ok else 'FAILED'} ({seconds:.1f} s)\n{detail}", flush=True)
+        rows.append(f"| {name} | {'✅' if ok else '❌'} | {seconds:.1f} s | {detail.splitlines()[0]} |")
+        if not ok:
+            failed = name
+            break
+    summary[2:2] = ["| step | result | time | detail |", "|---|---|---|---|", *rows, ""]
+    if (files.REPORT / "leaderboard.md").exists():
+        summary += [(files.REPORT / "leaderboard.md").read_text().replace("# Leaderboard", "## Leaderboard")]
+    diff = subprocess.run(["dvc", "metrics", "diff", "HEAD", "--md"], capture_output=True, text=True)
+    if diff.returncode == 0:
+        summary += ["## Metrics against the last commit", "", diff.stdout.strip() or "no change", ""]
+    text = "\n".join(summary) + "\n"
+    SUMMARY.write_text(text)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as handle:
+            handle.write(text)
+    print(f"summary: {SUMMARY}")
+    if failed:
+        print(f"validation FAILED at: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""`make validate` (stages/validate.py) on a one-experiment copy of the project: a committed,
+reproduced pipeline passes; a stale dvc.lock or a finding that no longer holds fails, saying why."""
+
+from __future__ import annotations
+
+import pytest
+from sandbox import commit, make_project, repro, run, set_param
+
+KEY = "linear_perceptron"
+FINDINGS = f"""findings:
+  - id: perceptron_learns
+    claim: "A perceptron learns the blobs."
+    checks:
+      - {{metric: {KEY}.test.accuracy, op: ">=", value: 0.6}}
+"""
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """A sandbox whose pipeline ran and was committed, as the repository's main is."""
+    project = make_project(tmp_path_factory.mktemp("validate"), epochs=5, experiments=[KEY])
+    (project / "findings.yaml").write_text(FINDINGS)
+    repro(project)
+    commit(project, "pipeline run")
+    return project
+
+
+@pytest.fixture
+def clone(committed, tmp_path):
+    """A fresh clone: committed files only, no outputs, no DVC cache (beyond the shared one)."""
+    target = tmp_path / "clone"
+    run(committed, "git", "clone", "-q", str(committed), str(target))
+    return target
+
+
+def validate_step(project, step: str):
+    return run(project, "python", "-c", f"from stages.validate import {step}; print({step}())", check=False)
+
+
+def test_fresh_clone_has_only_missing_outputs(clone):
+    result = validate_step(clone, "lock_is_current")
+    assert result.returncode == 0, result.stderr
+    assert "only missing their outputs" in result.stdout
+
+
+def test_params_change_committed_without_rerun_is_stale(clone):
+    set_param(clone, f"experiments.{KEY}.learning_rate", 0.5)
+    commit(clone, "change lr, forget dvc repro")
+    result = validate_step(clone, "lock_is_current")
+    assert result.returncode != 0
+    assert "dvc.lock is stale" in result.stderr
+    assert f"train@{KEY}: param experiments.{KEY} modified" in result.stderr
+
+
+def test_code_change_without_rerun_is_stale(clone):
+    with open(clone / "stages" / "metrics.py", "a") as source:
+        source.write("\n# a change\n")
+    result = validate_step(clone, "lock_is_current")
+    assert result.returncode != 0
+    assert f"evaluate@{KEY}: stages/metrics.py modified" in result.stderr
+
+
+def test_static_checks_catch_a_finding_about_an_unknown_experiment(clone):
+    (clone / "findings.yaml").write_text(FINDINGS.replace(f"{KEY}.test", "nosuch.test"))
+    result = validate_step(clone, "static_checks")
+    assert result.returncode != 0 and "finding perceptron_learns names unknown experiment(s) nosuch" in result.stderr
+
+
+def test_validate_passes_on_a_fresh_clone_and_writes_a_summary(clone):
+    result = run(clone, "python", "-m", "stages.validate", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in ("static checks", "dvc.lock is current", "full pipeline", "outputs valid", "findings hold"):
+        assert f"::: validate: {step}: ok" in result.stdout
+    summary = (clone / "validation-summary.md").read_text()
+    assert "| perceptron_learns |" in summary and "holds" in summary and "## Leaderboard" in summary
+
+
+def test_a_finding_that_does_not_hold_fails_with_the_claim_and_numbers(clone):
+    (clone / "findings.yaml").write_text(FINDINGS.replace("value: 0.6", "value: 1.01"))
+    commit(clone, "impossible finding")
+    repro(clone)  # findings.yaml is a report dependency: bring the lock up to date first
+    commit(clone, "rerun")
+    result = run(clone, "python", "-m", "stages.validate", check=False)
+    assert result.returncode == 1
+    assert "finding perceptron_learns does not hold: A perceptron learns the blobs." in result.stdout
+    assert f"{KEY}.test.accuracy = " in result.stdout and ">= 1.01" in result.stdout
