@@ -10,32 +10,32 @@ from stages import figures, files, tracking
 from stages.config import ExperimentSpec, Params, load_stage
 from stages.datasets import split_validation
 from stages.metrics import confusion, evaluation, make_grid
-from stages.network import load_layers, parameter_counts, predict_grid, predict_proba
+from stages.network import load_layers, predict_grid, predict_proba
 
 
-def score(spec: ExperimentSpec, layers, data, grid_proba) -> dict:
+def predict_splits(spec: ExperimentSpec, layers, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Labels and predicted probabilities of train, val and test: the rows of `data`, in order."""
     X, y, X_test, y_test = data
     x_fit, y_fit, x_val, y_val = split_validation(X, y, spec.validation_split)
-    splits = {"train": (y_fit, x_fit), "val": (y_val, x_val), "test": (y_test, X_test)}
-    return evaluation({name: (labels, predict_proba(layers, x)) for name, (labels, x) in splits.items()},
-                      grid_proba)
+    parts = {"train": (x_fit, y_fit), "val": (x_val, y_val), "test": (X_test, y_test)}
+    return {name: (labels, predict_proba(layers, x)) for name, (x, labels) in parts.items()}
 
 
-def draw(key: str, spec: ExperimentSpec, layers, data, grid, grid_proba, history, metrics) -> dict:
+def draw(key: str, spec: ExperimentSpec, data, splits, grid, grid_proba, history, metrics) -> dict:
     X, y, X_test, y_test = data
     all_X, all_y = np.vstack([X, X_test]), np.concatenate([y, y_test])
-    predicted = predict_proba(layers, all_X).argmax(axis=1)
+    predicted = np.concatenate([proba.argmax(axis=1) for _, proba in splits.values()])
     return {
         "training_curves": figures.training_curves(history, key, metrics["training"]["diverged_at_epoch"]),
         "true_vs_predicted": figures.true_vs_predicted(
             all_X, all_y, predicted, key, float((predicted == all_y).mean())),
         "probability_maps": figures.probability_maps(grid, grid_proba, all_X, all_y, key, spec.is_binary),
         "decision_regions": figures.decision_regions(
-            grid, grid_proba, X, y, X_test, y_test, predict_proba(layers, X_test).argmax(axis=1), key,
+            grid, grid_proba, X, y, X_test, y_test, splits["test"][1].argmax(axis=1), key,
             metrics["test"]["accuracy"]),
         "architecture": figures.architecture_diagram(
             [{"units": l.units, "activation": l.activation, "params": n}
-             for l, n in zip(spec.layers, parameter_counts(layers))], key),
+             for l, n in zip(spec.layers, spec.parameter_counts())], key),
     }
 
 
@@ -56,13 +56,14 @@ def main() -> None:
     with tracking.failing_marks_run(run_id):
         grid = plot_grid(params, data)
         grid_proba = predict_grid(layers, grid)
-        metrics = score(spec, layers, data, grid_proba)
+        splits = predict_splits(spec, layers, data)
+        metrics = evaluation(splits, grid_proba)
         diverged_at = opened["diverged_at_epoch"]
         metrics["training"] = {"diverged": diverged_at is not None, "diverged_at_epoch": diverged_at}
-        drawings = draw(key, spec, layers, data, grid, grid_proba, files.read_table(out.history), metrics)
+        drawings = draw(key, spec, data, splits, grid, grid_proba, files.read_table(out.history), metrics)
 
         X_test, y_test = data[2:]
-        predicted = predict_proba(layers, X_test).argmax(axis=1)
+        predicted = splits["test"][1].argmax(axis=1)
         n_classes = params.dataset_of(key).n_classes
         files.write_json(out.metrics, metrics)
         files.write_table(out.confusion, [f"predicted_{k}" for k in range(n_classes)],

@@ -61,10 +61,6 @@ def predict_proba(layers: list[DenseLayer], X: np.ndarray) -> np.ndarray:
     return a
 
 
-def parameter_counts(layers: list[DenseLayer]) -> list[int]:
-    return [layer.kernel.size + layer.bias.size for layer in layers]
-
-
 def predict_grid(layers: list[DenseLayer], grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Class probabilities over a meshgrid, shape (rows, cols, n_classes)."""
     xx, yy = grid

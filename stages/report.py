@@ -6,7 +6,7 @@ from stages.config import load_or_exit, user_errors
 from stages.evaluate import plot_grid
 from stages.findings import evaluate as check_findings
 from stages.findings import load_findings, to_markdown
-from stages.network import load_layers, parameter_counts, predict_grid, predict_proba
+from stages.network import load_layers, predict_grid, predict_proba
 
 
 def leaderboard(rows: list[dict], datasets: list[str]) -> str:
@@ -42,7 +42,7 @@ def main() -> None:
         })
         rows.append({
             "key": key, "dataset": spec.dataset, "architecture": spec.architecture(),
-            "params": sum(parameter_counts(layers)),
+            "params": sum(spec.parameter_counts()),
             "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
             "val_loss": metrics["val"]["log_loss"], "test_loss": metrics["test"]["log_loss"],
             "sharpness": metrics["sharpness"]["mean_max_probability"],

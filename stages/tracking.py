@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,7 +21,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 import mlflow  # noqa: E402
-from mlflow.entities import Metric, RunStatus  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 STORE_FILE = "mlflow.db"
@@ -124,8 +125,6 @@ def start_run(experiment_id: str, key: str, tags: dict[str, str], params: dict) 
 
 
 def log_params(run_id: str, params: dict) -> None:
-    from mlflow.entities import Param
-
     items = [Param(k, str(v)) for k, v in params.items()]
     for i in range(0, len(items), 100):
         MlflowClient().log_batch(run_id, params=items[i : i + 100])
@@ -133,8 +132,6 @@ def log_params(run_id: str, params: dict) -> None:
 
 def log_metrics(run_id: str, rows: list[dict], step_key: str | None = None) -> None:
     """Log every numeric entry of `rows`; with `step_key`, each row is one step (an epoch)."""
-    import time
-
     now = int(time.time() * 1000)
     metrics = [
         Metric(name, float(value), now, int(row[step_key]) if step_key else 0)
