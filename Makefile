@@ -18,13 +18,13 @@ test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small 
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
 
 validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipeline, outputs, findings
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m stages.validate
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.validate
 
 ui: $(STAMP)  ## browse every run: http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000
 
 bench: $(STAMP)  ## model.fit vs this project's trainer, and pipeline timings
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) bench/bench.py
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/bench.py
 
 lock:  ## regenerate requirements.txt from requirements.in in a scratch venv
 	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv

@@ -6,11 +6,11 @@ three stages they cost 8 s per experiment instead of 4. The forward pass is NumP
 
 import numpy as np
 
-from stages import figures, files, tracking
-from stages.config import ExperimentSpec, Params, load_stage
-from stages.datasets import split_validation
-from stages.metrics import confusion, evaluation, make_grid
-from stages.network import load_layers, predict_grid, predict_proba
+from intuition import figures, files, tracking
+from intuition.config import ExperimentSpec, Params, load_stage
+from intuition.datasets import split_validation
+from intuition.metrics import confusion, evaluation, make_grid
+from intuition.network import load_layers, predict_grid, predict_proba
 
 
 def predict_splits(spec: ExperimentSpec, layers, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:

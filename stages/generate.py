@@ -1,8 +1,8 @@
 """generate@<dataset>: make one dataset and split off its stratified test part."""
 
-from stages import files
-from stages.config import load_stage
-from stages.datasets import make_dataset, split_test
+from intuition import files
+from intuition.config import load_stage
+from intuition.datasets import make_dataset, split_test
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
 """report: a gallery of every experiment's decision regions, a leaderboard of their scores, and
 whether each finding of findings.yaml holds."""
 
-from stages import figures, files
-from stages.config import load_or_exit, user_errors
+from intuition import figures, files
+from intuition.config import load_or_exit, user_errors
 from stages.evaluate import plot_grid
-from stages.findings import evaluate as check_findings
-from stages.findings import load_findings, to_markdown
-from stages.network import load_layers, predict_grid, predict_proba
+from intuition.findings import evaluate as check_findings
+from intuition.findings import load_findings, to_markdown
+from intuition.network import load_layers, predict_grid, predict_proba
 
 
 def leaderboard(rows: list[dict], datasets: list[str]) -> str:

@@ -3,9 +3,9 @@
 import os
 import time
 
-from stages import files, tracking
-from stages.config import load_stage
-from stages.datasets import split_validation
+from intuition import files, tracking
+from intuition.config import load_stage
+from intuition.datasets import split_validation
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,8 +20,8 @@ def main() -> None:
     import keras  # only here: TensorFlow takes seconds to import
     import tensorflow as tf
 
-    from stages.models import build_model, encode_targets, loss_for, optimizer_for
-    from stages.training import train
+    from intuition.models import build_model, encode_targets, loss_for, optimizer_for
+    from intuition.training import train
 
     tf.config.experimental.enable_op_determinism()
     model = build_model(spec, params.seed)

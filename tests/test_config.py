@@ -3,7 +3,7 @@ whose message is one line naming the full key path, the bad value and what is al
 
 import pytest
 
-from stages.config import ExperimentSpec, ParamsError, load_params, parse_params
+from intuition.config import ExperimentSpec, ParamsError, load_params, parse_params
 
 from conftest import PARAMS_YAML, SMALL_EPOCHS
 

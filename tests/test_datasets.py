@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from stages.config import BandsData, ClassificationData, SpiralData, load_params
-from stages.datasets import make_bands, make_dataset, make_linear, make_spiral, split_test, split_validation
+from intuition.config import BandsData, ClassificationData, SpiralData, load_params
+from intuition.datasets import make_bands, make_dataset, make_linear, make_spiral, split_test, split_validation
 
 from conftest import PARAMS_YAML
 

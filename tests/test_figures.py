@@ -4,7 +4,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from stages import figures
+from intuition import figures
 
 KEY = "blobs_relu_2x10"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stages.files import atomic_path, read_dataset, read_table, write_dataset, write_table
+from intuition.files import atomic_path, read_dataset, read_table, write_dataset, write_table
 
 
 class Boom(Exception):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from stages.config import ParamsError, load_params
-from stages.findings import Check, Finding, Findings, evaluate, load_findings, run_check, to_markdown
+from intuition.config import ParamsError, load_params
+from intuition.findings import Check, Finding, Findings, evaluate, load_findings, run_check, to_markdown
 
 METRICS = {
     "a": {"test": {"accuracy": 0.90}, "sharpness": {"mean_max_probability": 0.95}},

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stages.metrics import confusion, evaluation, make_grid, per_class, scores, sharpness
+from intuition.metrics import confusion, evaluation, make_grid, per_class, scores, sharpness
 
 # A tiny 3-class example: 6 points, 4 predicted right (argmax of each row vs y).
 Y = np.array([0, 0, 1, 1, 2, 2])

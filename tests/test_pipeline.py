@@ -16,7 +16,7 @@ import yaml
 from matplotlib.image import imread
 from sandbox import edit_params, env, experiment_keys, make_project, repro, run, set_param, stages_run
 
-from stages.network import load_layers, predict_proba
+from intuition.network import load_layers, predict_proba
 
 EPOCHS = 3
 FIGURES = {"training_curves", "true_vs_predicted", "probability_maps", "decision_regions", "architecture"}

@@ -120,7 +120,7 @@ def test_pipeline_against_a_real_tracking_server(project, mlflow_server):
     import mlflow
     import numpy as np
 
-    from stages.network import load_layers, predict_proba
+    from intuition.network import load_layers, predict_proba
 
     repro(project, "--force", MLFLOW_TRACKING_URI=mlflow_server)
     client = client_for(mlflow_server)

@@ -15,12 +15,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from stages import network  # noqa: E402
-from stages.config import ExperimentSpec, load_params, parse_params  # noqa: E402
-from stages.datasets import make_dataset, split_test, split_validation  # noqa: E402
-from stages.metrics import make_grid  # noqa: E402
-from stages.models import build_model, encode_targets, loss_for, optimizer_for  # noqa: E402
-from stages.training import HISTORY_COLUMNS, train  # noqa: E402
+from intuition import network  # noqa: E402
+from intuition.config import ExperimentSpec, load_params, parse_params  # noqa: E402
+from intuition.datasets import make_dataset, split_test, split_validation  # noqa: E402
+from intuition.metrics import make_grid  # noqa: E402
+from intuition.models import build_model, encode_targets, loss_for, optimizer_for  # noqa: E402
+from intuition.training import HISTORY_COLUMNS, train  # noqa: E402
 
 from conftest import PARAMS_YAML  # noqa: E402
 

@@ -34,7 +34,7 @@ def clone(committed, tmp_path):
 
 
 def validate_step(project, step: str):
-    return run(project, "python", "-c", f"from stages.validate import {step}; print({step}())", check=False)
+    return run(project, "python", "-c", f"from tools.validate import {step}; print({step}())", check=False)
 
 
 def test_fresh_clone_has_only_missing_outputs(clone):
@@ -67,7 +67,7 @@ def test_static_checks_catch_a_finding_about_an_unknown_experiment(clone):
 
 
 def test_validate_passes_on_a_fresh_clone_and_writes_a_summary(clone):
-    result = run(clone, "python", "-m", "stages.validate", check=False)
+    result = run(clone, "python", "-m", "tools.validate", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     for step in ("static checks", "dvc.lock is current", "full pipeline", "outputs valid", "findings hold"):
         assert f"::: validate: {step}: ok" in result.stdout
@@ -80,7 +80,7 @@ def test_a_finding_that_does_not_hold_fails_with_the_claim_and_numbers(clone):
     commit(clone, "impossible finding")
     repro(clone)  # findings.yaml is a report dependency: bring the lock up to date first
     commit(clone, "rerun")
-    result = run(clone, "python", "-m", "stages.validate", check=False)
+    result = run(clone, "python", "-m", "tools.validate", check=False)
     assert result.returncode == 1
     assert "finding perceptron_learns does not hold: A perceptron learns the blobs." in result.stdout
     assert f"{KEY}.test.accuracy = " in result.stdout and ">= 1.01" in result.stdout

@@ -1,6 +1,6 @@
 """`make validate`: prove the pipeline still runs and still says what the notebook says.
 
-Not a pipeline stage: the command CI runs after the tests (`python -m stages.validate`).
+Not a pipeline stage: the command CI runs after the tests (`python -m tools.validate`).
 1. static checks: params.yaml and findings.yaml against their schemas, dvc.yaml parses and its DAG
    builds, every declared dependency and param exists;
 2. the committed dvc.lock is not stale: before running, `dvc status` may report missing outputs only,
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from stages import files
-from stages.config import PARAMS_FILE, ParamsError, load_params
-from stages.findings import FINDINGS_FILE, evaluate, load_findings, to_markdown
+from intuition import files
+from intuition.config import PARAMS_FILE, ParamsError, load_params
+from intuition.findings import FINDINGS_FILE, evaluate, load_findings, to_markdown
 
 SUMMARY = Path("validation-summary.md")
 MISSING_OUTPUT = {"deleted", "not in cache"}

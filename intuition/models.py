@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import keras
-from stages.config import ExperimentSpec
+from intuition.config import ExperimentSpec
 
 N_FEATURES = 2
 

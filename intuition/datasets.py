@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from stages.config import BandsData, ClassificationData, DatasetSpec, SpiralData
+from intuition.config import BandsData, ClassificationData, DatasetSpec, SpiralData
 
 
 # scikit-learn is imported where it is used: train@ needs only `split_validation`, and importing

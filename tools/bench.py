@@ -27,8 +27,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import psutil  # noqa: E402
 from sandbox import make_project, repro, set_param, stages_run  # noqa: E402
 
-from stages.config import load_params  # noqa: E402
-from stages.datasets import make_dataset, split_test, split_validation  # noqa: E402
+from intuition.config import load_params  # noqa: E402
+from intuition.datasets import make_dataset, split_test, split_validation  # noqa: E402
 
 CHANGED = "spiral_hard_relu_2x100"
 
@@ -37,8 +37,8 @@ def trainer_vs_fit() -> list[dict]:
     import keras
     import tensorflow as tf
 
-    from stages.models import build_model, encode_targets, loss_for, optimizer_for
-    from stages.training import train
+    from intuition.models import build_model, encode_targets, loss_for, optimizer_for
+    from intuition.training import train
 
     tf.config.experimental.enable_op_determinism()
     params = load_params(ROOT / "params.yaml")

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from stages.config import ParamsError, Strict
+from intuition.config import ParamsError, Strict
 
 FINDINGS_FILE = Path("findings.yaml")
 COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
