@@ -11,8 +11,8 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-run: $(STAMP)  ## create .venv, install the pinned dependencies, run the pipeline
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro
+run: $(STAMP)  ## create .venv, install the pinned dependencies, run the pipeline (independent stages in parallel on Dask)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.run
 
 test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small epochs)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
@@ -20,8 +20,8 @@ test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small 
 validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipeline, outputs, findings
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.validate
 
-ui: $(STAMP)  ## browse every run: http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000
+ui: $(STAMP)  ## mlflow ui on mlflow.db at 127.0.0.1:5000 (make ui PORT=5001); prints the runs-view URL
+	$(PY) -m tools.ui --host 127.0.0.1 --port $(or $(PORT),5000)
 
 bench: $(STAMP)  ## model.fit vs this project's trainer, and pipeline timings
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/bench.py

@@ -84,6 +84,9 @@ class ExperimentSpec(Strict):
     epochs: PositiveInt
     batch_size: PositiveInt
     validation_split: Fraction
+    # raw: the notebook's coordinates as they are; standardized: a Keras Normalization layer, adapted
+    # on the training rows, inside the model (so the saved model still takes raw points).
+    inputs: Literal["raw", "standardized"] = "raw"
 
     @model_validator(mode="after")
     def _softmax_only_at_the_output(self):
@@ -103,6 +106,31 @@ class ExperimentSpec(Strict):
     def is_binary(self) -> bool:
         """One sigmoid unit: binary cross-entropy; otherwise softmax and categorical."""
         return self.output.activation == "sigmoid" and self.output.units == 1
+
+    @property
+    def hidden(self) -> list[LayerSpec]:
+        return self.layers[:-1]
+
+    def knobs(self) -> dict[str, str | int | float]:
+        """What an experiment is made of, one value per knob, so two experiments can be compared
+        knob by knob (a finding's `varies` names one of these)."""
+        def same_or_list(values):
+            values = [str(v) for v in values]
+            return values[0] if len(set(values)) == 1 else "-".join(values)
+
+        return {
+            "dataset": self.dataset,
+            "depth": len(self.hidden),
+            "width": same_or_list(l.units for l in self.hidden) if self.hidden else "none",
+            "activation": same_or_list(l.activation for l in self.hidden) if self.hidden else "none",
+            "output": f"{self.output.activation} {self.output.units}",
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "validation_split": self.validation_split,
+            "inputs": self.inputs,
+        }
 
     def parameter_counts(self, n_features: int = 2) -> list[int]:
         """Weights and biases of each Dense layer."""
@@ -142,8 +170,16 @@ class MlflowSettings(Strict):
     experiment_name: Annotated[str, Field(min_length=1)] = "classification-intuition"
 
 
+# The knobs of ExperimentSpec.knobs(), in the order a report lists them.
+KNOBS = ("dataset", "depth", "width", "activation", "output", "optimizer", "learning_rate",
+         "batch_size", "epochs", "validation_split", "inputs")
+
+
 class Params(Strict):
     seed: int
+    # Every experiment is trained `seeds` times (seed + 0, ..., seed + seeds - 1: initial weights and
+    # batch order); the dataset and its validation rows are the same for every seed.
+    seeds: PositiveInt = 5
     mlflow: MlflowSettings = MlflowSettings()
     plots: PlotSettings = PlotSettings()
     datasets: Annotated[dict[str, DatasetSpec], Field(min_length=1)]
@@ -242,6 +278,8 @@ def _describe(error: dict, raw: dict) -> str:
         return f"{loc}.kind: {value.get('kind')!r} is not allowed; use one of: {kinds}"
     if kind == "union_tag_not_found":
         return f"{loc}.kind: missing key; use one of: {kinds}"
+    if parts == ["seeds"]:  # every way to get it wrong (0, -1, 2.5, 'five', true) has one fix
+        return f"{loc}: {value!r} is not allowed: use a whole number, 1 or more (how many times each experiment is trained)"
     if kind in ("greater_than", "less_than") and parts[-1] in ("test_fraction", "validation_split"):
         return f"{loc}: {value!r} is not allowed: use a fraction strictly between 0 and 1"
     if kind == "literal_error":

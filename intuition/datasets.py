@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from intuition.config import BandsData, ClassificationData, DatasetSpec, SpiralData
+from intuition.types import FitSplit, Points, Splits
 
 
 # scikit-learn is imported where it is used: train@ needs only `split_validation`, and importing
@@ -52,7 +53,7 @@ def make_spiral(spec: SpiralData, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def make_dataset(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_dataset(spec: DatasetSpec, seed: int) -> Points:
     """The full dataset, shuffled with the seed."""
     if isinstance(spec, ClassificationData):
         X, y = make_linear(spec)
@@ -61,20 +62,22 @@ def make_dataset(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         X, y = make_spiral(spec, seed)
     order = np.random.default_rng(seed).permutation(len(y))
-    return X[order].astype(np.float64), y[order].astype(np.int64)
+    return Points(X[order].astype(np.float64), y[order].astype(np.int64))
 
 
-def split_test(X, y, test_fraction: float, seed: int):
-    """A stratified held-out test part that training never sees: (X_train, X_test, y_train, y_test)."""
+def split_test(points: Points, test_fraction: float, seed: int) -> Splits:
+    """A stratified held-out test part that training never sees."""
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(X, y, test_size=test_fraction, stratify=y, random_state=seed)
+    X_train, X_test, y_train, y_test = train_test_split(
+        points.X, points.y, test_size=test_fraction, stratify=points.y, random_state=seed)
+    return Splits(Points(X_train, y_train), Points(X_test, y_test))
 
 
-def split_validation(X, y, validation_split: float):
+def split_validation(points: Points, validation_split: float) -> FitSplit:
     """Keras' `validation_split` semantics: the last fraction of the (already shuffled) rows,
     cut where `model.fit` cuts."""
-    cut = math.floor(len(y) * (1 - validation_split))
-    if cut == 0 or cut == len(y):
-        raise ValueError(f"validation_split={validation_split} leaves an empty part of {len(y)} rows")
-    return X[:cut], y[:cut], X[cut:], y[cut:]
+    cut = math.floor(len(points) * (1 - validation_split))
+    if cut == 0 or cut == len(points):
+        raise ValueError(f"validation_split={validation_split} leaves an empty part of {len(points)} rows")
+    return FitSplit(points[:cut], points[cut:])

@@ -4,38 +4,93 @@ No file I/O: the caller does `fig.savefig(path, dpi=...)`. Figures are built wit
 directly rather than pyplot, so they are not kept alive by pyplot's figure registry (and
 `plt.close(fig)` stays harmless). Class i is drawn in tab10 colour i in every figure, so a class
 looks the same in the data scatter, the probability maps, the decision regions and the gallery.
+
+Every experiment is trained over several seeds. `training_curves` and `seed_agreement` show all
+of them; the single-model figures (`probability_maps`, `decision_regions`, `true_vs_predicted`)
+show one representative seed and say which in their title (`subtitle`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap, to_rgba  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
+from sklearn.inspection import DecisionBoundaryDisplay  # noqa: E402
+
+from intuition.types import Grid, Points  # noqa: E402
 
 COLORS = matplotlib.colormaps["tab10"].colors
+REGION_ALPHA = 0.3  # decision regions are a light fill of the class colour, so points stay readable
 MISSED = dict(marker="x", color="red", s=45, linewidths=1.5, zorder=4)
 # A grey ramp stopping short of black keeps class-coloured points readable where P is near 1.
 PROBA_CMAP = ListedColormap(matplotlib.colormaps["Greys"](np.linspace(0.0, 0.75, 256)))
 ACTIVATION_FILL = {"relu": "#cfe2f3", "sigmoid": "#fce5cd", "tanh": "#d9ead3", "softmax": "#ead1dc"}
+CURVE_COLORS = {"train": "tab:blue", "validation": "tab:orange"}
+
+
+# --- The named inputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionsView:
+    """One model's decision regions over a grid, with the data drawn on top."""
+
+    grid: Grid
+    proba: np.ndarray  # (rows, cols, n_classes) class probabilities over the grid; NaN where the model diverged
+    train: Points
+    test: Points
+    test_pred: np.ndarray  # (n_test,) the model's predicted class of each test point
+    test_accuracy: float
+
+    @property
+    def n_classes(self) -> int:
+        return max(np.shape(self.proba)[-1], _n_classes(self.train.y, self.test.y))
+
+
+@dataclass(frozen=True)
+class GalleryPanel:
+    """One experiment in the gallery: its representative seed's regions and its scores over seeds."""
+
+    key: str
+    view: RegionsView
+    accuracy_mean: float  # test accuracy, mean over seeds
+    accuracy_sd: float  # ... and its standard deviation over seeds
+    status: str = "ok"  # anything else (e.g. "2/5 failed to learn") is written in red over the panel
+
+
+@dataclass(frozen=True)
+class LayerBox:
+    """One Dense layer as the architecture diagram draws it."""
+
+    units: int
+    activation: str
+    params: int
+
+
+# --- Small shared helpers ------------------------------------------------------------------------
 
 
 def _colors(y):
     return np.asarray(COLORS)[np.asarray(y, dtype=int) % len(COLORS)]
 
 
+def _n_classes(*labels):
+    return int(max((np.max(y) for y in labels if len(y)), default=1)) + 1
+
+
 def _class_handles(n_classes):
     return [Line2D([], [], ls="", marker="o", mfc=COLORS[c], mec="k", mew=0.5, label=f"class {c}")
             for c in range(n_classes)]
-
-
-def _n_classes(*labels):
-    return int(max(np.max(y) for y in labels if len(y))) + 1
 
 
 def _marker_handles(n_missed=None):
@@ -45,112 +100,215 @@ def _marker_handles(n_missed=None):
             Line2D([], [], ls="", marker="x", ms=7, mew=1.5, color="red", label=missed)]
 
 
-def _last_finite(values, fmt):
-    finite = values[np.isfinite(values)]
-    return format(finite[-1], fmt) if finite.size else "n/a"
+def _suptitle(fig, title, what, subtitle=""):
+    fig.suptitle(f"{title}: {what}" + (f"\n{subtitle}" if subtitle else ""))
 
 
-def training_curves(history, title, diverged_at=None) -> Figure:
-    h = {k: np.asarray(history[k], dtype=float) for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    fig.suptitle(f"{title}: training curves")
+def _set_limits(ax, grid: Grid):
+    ax.set(xlim=(grid.xx.min(), grid.xx.max()), ylim=(grid.yy.min(), grid.yy.max()))
+
+
+def _scatter(ax, points: Points, s=9):
+    ax.scatter(points.X[:, 0], points.X[:, 1], c=_colors(points.y), s=s, edgecolors="k", linewidths=0.3)
+
+
+# --- Training curves over seeds ------------------------------------------------------------------
+
+
+def _by_seed(history: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One metric as an (epoch × seed) table; missing epochs (a seed that stopped) and NaN/inf are NaN."""
+    table = history.pivot(index="epoch", columns="seed", values=column).astype(float)
+    return table.where(np.isfinite(table))
+
+
+def _divergences(history: pd.DataFrame) -> dict[int, list[int]]:
+    """{epoch: seeds whose first non-finite metric is at that epoch}."""
+    metrics = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    bad = history[~np.isfinite(history[metrics].astype(float)).all(axis=1)]
+    first = bad.groupby("seed")["epoch"].min()
+    out: dict[int, list[int]] = {}
+    for seed, epoch in first.items():
+        out.setdefault(int(epoch), []).append(int(seed))
+    return out
+
+
+def training_curves(history: pd.DataFrame, title: str, representative_seed: int | None = None) -> Figure:
+    """Loss and accuracy per epoch (epoch 0 = untrained): the mean over seeds as a line and the
+    min–max over seeds as a band of the same colour, for train and validation.
+
+    `history` has columns seed, epoch, loss, accuracy, val_loss, val_accuracy. At each epoch the
+    mean and band are over the seeds with a finite value there: a seed that diverged drops out
+    (a red dotted line marks the epoch), and an epoch no seed survived is a gap. The
+    representative seed (a value of the `seed` column), if given, is drawn as a thin line."""
+    history = pd.DataFrame(history)
+    n = history["seed"].nunique()
+    thin = representative_seed is not None and n > 1
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    shown = f"mean over {n} seeds, band = min–max" if n > 1 else "1 seed"
+    fig.suptitle(f"{title}: training curves, {shown}")
+    divergences = _divergences(history)
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
-        for key, label, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
-            # NaN/inf (a diverged run) become gaps, so autoscaling only sees finite values.
-            values = np.where(np.isfinite(h[key]), h[key], np.nan)
-            # "g" for loss: an exploding loss (1e30) must not print thirty digits in the legend.
-            final = _last_finite(h[key], ".3g" if metric == "loss" else ".3f")
-            ax.plot(h["epoch"], values, style, label=f"{label} (final {final})")
-        if diverged_at is not None:
-            ax.axvline(diverged_at, color="red", ls=":")
-            ax.text(diverged_at, 0.5, f"diverged at epoch {diverged_at}", color="red", rotation=90, ha="right",
-                    va="center", transform=ax.get_xaxis_transform(), bbox=dict(fc="white", ec="none", alpha=0.8))
-        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        # "g" for loss: an exploding loss (1e30) must not print thirty digits in the legend.
+        fmt = ".3g" if metric == "loss" else ".3f"
+        for name, column, style in (("train", metric, "-"), ("validation", f"val_{metric}", "--")):
+            table, color = _by_seed(history, column), CURVE_COLORS[name]
+            epochs, mean = table.index.to_numpy(), table.mean(axis=1)
+            last = mean.last_valid_index()  # None: no seed has a finite value at any epoch
+            final = "n/a" if last is None else format(mean[last], fmt)
+            at_end = 0 if last is None else int(table.loc[last].count())
+            seeds_note = f"{at_end} seeds" if at_end == n else f"{at_end} of {n} seeds"
+            ax.plot(epochs, mean, style, color=color, lw=1.8, label=f"{name}: final mean {final} ({seeds_note})")
+            if n > 1:
+                low, high = table.min(axis=1).to_numpy(), table.max(axis=1).to_numpy()
+                ax.fill_between(epochs, low, high, where=np.isfinite(low), color=color, alpha=0.2, lw=0)
+            if thin:
+                ax.plot(epochs, table[representative_seed], style, color=color, lw=0.7)
+        if thin:
+            ax.plot([], [], color="0.3", lw=0.7, label=f"seed {representative_seed} (representative)")
+        for epoch, bad in divergences.items():  # in the legend: text on the plot would cover the curves
+            who = f"seed {bad[0]}" if len(bad) == 1 else "seeds " + ", ".join(map(str, bad))
+            ax.axvline(epoch, color="red", ls=":", label=f"{who} diverged at epoch {epoch}")
+        ax.set(xlabel="epoch (0 = untrained)", ylabel=metric, title=metric)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best")
-    # Log loss keeps both the early drop and a blow-up readable (but cannot draw a run that was NaN
-    # from epoch 1); accuracy on a fixed 0-1 scale makes experiments comparable at a glance.
-    losses = np.concatenate([h["loss"], h["val_loss"]])
-    if np.any(np.isfinite(losses) & (losses > 0)):
+        ax.legend(loc="best", fontsize="small")
+    # Log loss keeps both the early drop and a blow-up readable; accuracy on a fixed 0-1 scale
+    # makes experiments comparable at a glance.
+    losses = pd.concat([_by_seed(history, "loss"), _by_seed(history, "val_loss")]).to_numpy()
+    finite = losses[np.isfinite(losses)]
+    if finite.size and (finite > 0).all():
         fig.axes[0].set_yscale("log")
     fig.axes[1].set_ylim(-0.02, 1.02)
     return fig
 
 
-def true_vs_predicted(X, y_true, y_pred, title, accuracy) -> Figure:
-    X = np.asarray(X)
-    fig = Figure(figsize=(10, 4.4), layout="constrained")
-    fig.suptitle(f"{title}: true vs predicted labels")
-    axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, y, name in ((axes[0], y_true, "true labels"), (axes[1], y_pred, f"predicted (accuracy {accuracy:.3f})")):
-        ax.scatter(X[:, 0], X[:, 1], c=_colors(y), s=12, edgecolors="k", linewidths=0.3)
-        ax.set(title=name, xlabel="x1", ylabel="x2")
-    fig.legend(handles=_class_handles(_n_classes(y_true, y_pred)), loc="outside right center")
+# --- Agreement between seeds ---------------------------------------------------------------------
+
+
+def agreeing_seeds(proba_per_seed: np.ndarray) -> np.ndarray:
+    """(S, rows, cols, k) probabilities -> (rows, cols): how many seeds predict the class most seeds
+    predict there. A seed whose output is NaN/inf at a cell votes for no class."""
+    proba = np.asarray(proba_per_seed, dtype=float)
+    valid = np.isfinite(proba).all(axis=-1)
+    votes = np.where(valid, np.argmax(np.nan_to_num(proba, nan=-1.0), axis=-1), -1)
+    per_class = np.stack([(votes == c).sum(axis=0) for c in range(proba.shape[-1])])
+    return per_class.max(axis=0)
+
+
+def seed_agreement(grid: Grid, proba_per_seed: np.ndarray, points: Points, title: str) -> Figure:
+    """Where the seeds agree: per grid cell, the number of seeds predicting the majority class.
+
+    All S seeds agreeing (white) means the data pin the boundary down there; few agreeing (dark)
+    means where the boundary runs is an accident of the initial weights and batch order."""
+    n_seeds = len(proba_per_seed)
+    agreeing = agreeing_seeds(proba_per_seed)
+    all_agree = float((agreeing == n_seeds).mean())
+    levels = np.arange(n_seeds + 1)  # 0..S seeds agreeing, one discrete colour each
+    cmap = ListedColormap(matplotlib.colormaps["Purples"](np.linspace(0.85, 0.0, len(levels))))
+    norm = BoundaryNorm(np.append(levels, n_seeds + 1) - 0.5, cmap.N)
+
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    mesh = ax.pcolormesh(grid.xx, grid.yy, agreeing, cmap=cmap, norm=norm, shading="auto")
+    _scatter(ax, points)
+    _set_limits(ax, grid)
+    ax.set(xlabel="x1", ylabel="x2")
+    fig.suptitle(f"{title}: agreement between {n_seeds} seeds\n"
+                 f"all {n_seeds} agree on {all_agree:.1%} of the plotted region (white)")
+    bar = fig.colorbar(mesh, ax=ax, ticks=levels, label=f"seeds agreeing with the majority (k of {n_seeds})")
+    bar.ax.minorticks_off()
+    fig.legend(handles=_class_handles(_n_classes(points.y)), loc="outside lower center",
+               ncols=_n_classes(points.y))
     return fig
 
 
-def probability_maps(grid, proba, X, y, title, binary) -> Figure:
-    xx, yy = grid
-    X = np.asarray(X)
+# --- Single-model figures (the representative seed) ----------------------------------------------
+
+
+def true_vs_predicted(points: Points, y_pred: np.ndarray, title: str, subtitle: str = "") -> Figure:
+    accuracy = float(np.mean(np.asarray(y_pred) == points.y)) if len(points) else float("nan")
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
+    _suptitle(fig, title, "true vs predicted labels", subtitle)
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    for ax, y, name in ((axes[0], points.y, "true labels"),
+                        (axes[1], y_pred, f"predicted (accuracy {accuracy:.3f})")):
+        _scatter(ax, Points(points.X, np.asarray(y)), s=12)
+        ax.set(title=name, xlabel="x1", ylabel="x2")
+    fig.legend(handles=_class_handles(_n_classes(points.y, y_pred)), loc="outside right center")
+    return fig
+
+
+def probability_maps(grid: Grid, proba: np.ndarray, points: Points, title: str, binary: bool,
+                     subtitle: str = "") -> Figure:
     # One panel per output unit: a single sigmoid unit only ever estimates P(class 1).
     classes = [1] if binary else list(range(proba.shape[-1]))
-    fig = Figure(figsize=(4 * len(classes) + 1.2, 4.6), layout="constrained")
-    fig.suptitle(f"{title}: predicted class probabilities")
+    fig = Figure(figsize=(4 * len(classes) + 1.2, 4.8), layout="constrained")
+    _suptitle(fig, title, "predicted class probabilities", subtitle)
     axes = np.atleast_1d(fig.subplots(1, len(classes), sharex=True, sharey=True))
     for ax, c in zip(axes, classes):
         p = proba[..., c]
-        mesh = ax.pcolormesh(xx, yy, p, cmap=PROBA_CMAP, vmin=0, vmax=1, shading="auto")
+        mesh = ax.pcolormesh(grid.xx, grid.yy, p, cmap=PROBA_CMAP, vmin=0, vmax=1, shading="auto")
         if (p < 0.5).any() and (p > 0.5).any():  # the 0.5 contour is where the unit changes its vote
-            ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=0.8, linestyles="--")
-        ax.scatter(X[:, 0], X[:, 1], c=_colors(y), s=9, edgecolors="k", linewidths=0.3)
-        ax.set(title=f"P(class {c})", xlabel="x1", ylabel="x2", xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()))
+            ax.contour(grid.xx, grid.yy, p, levels=[0.5], colors="k", linewidths=0.8, linestyles="--")
+        _scatter(ax, points)
+        ax.set(title=f"P(class {c})", xlabel="x1", ylabel="x2")
+        _set_limits(ax, grid)
     fig.colorbar(mesh, ax=axes, label="probability", shrink=0.9)
-    handles = _class_handles(_n_classes(y)) + [Line2D([], [], ls="--", color="k", label="P = 0.5")]
+    handles = _class_handles(_n_classes(points.y)) + [Line2D([], [], ls="--", color="k", label="P = 0.5")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return fig
 
 
-def _draw_regions(ax, grid, proba, X_train, y_train, X_test, y_test, y_test_pred):
-    xx, yy = grid
+def predicted_class(proba: np.ndarray) -> np.ma.MaskedArray:
+    """(rows, cols, k) probabilities -> (rows, cols) predicted class, masked where the output is NaN/inf."""
     proba = np.asarray(proba, dtype=float)
-    k = proba.shape[-1]
-    # A diverged model predicts NaN; leave those cells blank rather than calling them class 0.
-    regions = np.ma.masked_array(np.argmax(np.nan_to_num(proba, nan=-1.0), axis=-1), np.isnan(proba).any(-1))
-    light = ListedColormap([to_rgba(c, 0.3) for c in COLORS[:k]])
-    ax.pcolormesh(xx, yy, regions, cmap=light, vmin=-0.5, vmax=k - 0.5, shading="auto")
-    X_train, X_test = np.asarray(X_train), np.asarray(X_test)
-    ax.scatter(X_train[:, 0], X_train[:, 1], c=_colors(y_train), s=5, alpha=0.6, linewidths=0)
-    ax.scatter(X_test[:, 0], X_test[:, 1], c=_colors(y_test), s=22, edgecolors="k", linewidths=0.6)
-    missed = np.asarray(y_test) != np.asarray(y_test_pred)
-    ax.scatter(X_test[missed, 0], X_test[missed, 1], **MISSED)
-    ax.set(xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()))
+    invalid = ~np.isfinite(proba).all(axis=-1)
+    return np.ma.masked_array(np.argmax(np.nan_to_num(proba, nan=-1.0), axis=-1), invalid)
+
+
+def _draw_regions(ax, view: RegionsView, axis_labels=("", "")) -> int:
+    """The view's decision regions and points on `ax`; returns the number of misclassified test points."""
+    k = view.n_classes
+    colors = list(COLORS[:k])
+    # DecisionBoundaryDisplay with a (rows, cols) label response and plot_method="pcolormesh" is
+    # one pcolormesh with a ListedColormap, as hand-written; a masked cell (NaN output) stays blank.
+    # sklearn uses `multiclass_colors` only for 3+ classes: with 2 it wants the cmap as a kwarg.
+    # (Its (rows, cols, k) probability response would shade each region by confidence instead,
+    # white near the boundary; the probability maps already show that.)
+    two_classes = dict(cmap=ListedColormap(colors)) if k == 2 else {}
+    DecisionBoundaryDisplay(
+        xx0=view.grid.xx, xx1=view.grid.yy, n_classes=k, response=predicted_class(view.proba),
+        multiclass_colors=colors, xlabel=axis_labels[0], ylabel=axis_labels[1],
+    ).plot(plot_method="pcolormesh", ax=ax, alpha=REGION_ALPHA, vmin=-0.5, vmax=k - 0.5, shading="auto",
+           **two_classes)
+    # The points on top are not the display's business: hand-written, as in sklearn's examples.
+    train, test = view.train, view.test
+    ax.scatter(train.X[:, 0], train.X[:, 1], c=_colors(train.y), s=5, alpha=0.6, linewidths=0)
+    ax.scatter(test.X[:, 0], test.X[:, 1], c=_colors(test.y), s=22, edgecolors="k", linewidths=0.6)
+    missed = np.asarray(test.y) != np.asarray(view.test_pred)
+    ax.scatter(test.X[missed, 0], test.X[missed, 1], **MISSED)
+    _set_limits(ax, view.grid)
     return int(missed.sum())
 
 
-def decision_regions(grid, proba, X_train, y_train, X_test, y_test, y_test_pred, title, test_accuracy,
-                     ax=None) -> Figure:
-    data = (grid, proba, X_train, y_train, X_test, y_test, y_test_pred)
-    if ax is not None:  # a small gallery panel: short title, score in the corner as in sklearn's comparison
-        _draw_regions(ax, *data)
-        ax.set_title(title, fontsize="medium")
-        ax.text(0.97, 0.03, f"{test_accuracy:.3f}", transform=ax.transAxes, ha="right", va="bottom",
-                fontsize="large", weight="bold", bbox=dict(fc="white", ec="none", alpha=0.7, pad=2))
-        return ax.figure
+def decision_regions(view: RegionsView, title: str, subtitle: str = "") -> Figure:
     fig = Figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    n_missed = _draw_regions(ax, *data)
-    fig.suptitle(f"{title}: decision regions (test accuracy {test_accuracy:.3f})")
-    ax.set(xlabel="x1", ylabel="x2")
-    handles = _class_handles(max(np.shape(proba)[-1], _n_classes(y_train, y_test))) + _marker_handles(n_missed)
-    fig.legend(handles=handles, loc="outside right center")
+    n_missed = _draw_regions(ax, view, axis_labels=("x1", "x2"))
+    _suptitle(fig, title, f"decision regions (test accuracy {view.test_accuracy:.3f})", subtitle)
+    fig.legend(handles=_class_handles(view.n_classes) + _marker_handles(n_missed), loc="outside right center")
     return fig
 
 
-def architecture_diagram(layers, title) -> Figure:
-    boxes = [("input (2)", "", 2, "#eeeeee")] + [
-        (f"Dense {l['units']}, {l['activation']}", f"params {l['params']:,}", l["units"],
-         ACTIVATION_FILL.get(l["activation"], "#eeeeee")) for l in layers]
-    total = sum(l["params"] for l in layers)
+# --- Architecture ------------------------------------------------------------------------------
+
+
+def architecture_diagram(layers: Sequence[LayerBox], title: str, standardized: bool = False) -> Figure:
+    boxes = [("input (2)", "", 2, "#eeeeee")]
+    if standardized:  # Keras Normalization: fixed mean and variance of the fitted rows, not trained
+        boxes.append(("Normalization", "(x - mean) / sd, fixed", 2, "white"))
+    boxes += [(f"Dense {l.units}, {l.activation}", f"params {l.params:,}", l.units,
+               ACTIVATION_FILL.get(l.activation, "#eeeeee")) for l in layers]
+    total = sum(l.params for l in layers)
     fig = Figure(figsize=(4.5, 0.7 + 0.8 * len(boxes)), layout="constrained")
     ax = fig.subplots()
     ax.set_title(f"{title}\narchitecture, {total:,} parameters")
@@ -159,7 +317,7 @@ def architecture_diagram(layers, title) -> Figure:
         width = min(0.9, 0.35 + 0.06 * np.log2(max(units, 1)))  # mild: 1 unit 0.35 wide, 512 units 0.89
         top = -i * (height + gap)
         ax.add_patch(FancyBboxPatch((-width / 2, top - height), width, height, boxstyle="round,pad=0.02",
-                                    fc=fill, ec="0.3"))
+                                    fc=fill, ec="0.3", ls="--" if fill == "white" else "-"))
         label = name if not params else f"{name}\n{params}"
         ax.text(0, top - height / 2, label, ha="center", va="center", fontsize=10, linespacing=1.4)
         if i:
@@ -170,25 +328,38 @@ def architecture_diagram(layers, title) -> Figure:
     return fig
 
 
-def gallery(panels, title) -> Figure:
+# --- The gallery -------------------------------------------------------------------------------
+
+
+def _accuracy_note(mean: float, sd: float) -> str:
+    return f"{mean:.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{mean:.3f}"
+
+
+def gallery(panels: list[list[GalleryPanel]], title: str) -> Figure:
+    """Every experiment's decision regions (its representative seed), one row per dataset, its test
+    accuracy over seeds in the corner as in sklearn's classifier comparison."""
     n_cols = max(len(row) for row in panels)
     # Never narrower than the two-line title and a two-column legend, even for a single panel.
-    fig = Figure(figsize=(max(3 * n_cols, 4.5), 3 * len(panels) + 1.2), layout="constrained")
-    fig.suptitle(f"{title}: decision regions\ntest accuracy in the lower-right corner", fontsize="large")
+    fig = Figure(figsize=(max(3 * n_cols, 5.5), 3 * len(panels) + 1.2), layout="constrained")
+    fig.suptitle(f"{title}: decision regions of each experiment's representative seed\n"
+                 "test accuracy mean ± sd over seeds in the lower-right corner", fontsize="large")
     axes = fig.subplots(len(panels), n_cols, squeeze=False)
     n_classes = 2
     for row, row_axes in zip(panels, axes):
-        for ax, p in zip(row_axes, row + [None] * (n_cols - len(row))):
-            if p is None:
+        for ax, panel in zip(row_axes, row + [None] * (n_cols - len(row))):
+            if panel is None:
                 ax.set_axis_off()
                 continue
-            decision_regions(p["grid"], p["proba"], p["X_train"], p["y_train"], p["X_test"], p["y_test"],
-                             p["y_test_pred"], p["title"], p["test_accuracy"], ax=ax)
+            _draw_regions(ax, panel.view)
+            n_classes = max(n_classes, panel.view.n_classes)
             ax.set(xticks=[], yticks=[])
-            n_classes = max(n_classes, np.shape(p["proba"])[-1])
-            if p["diverged"]:
-                ax.text(0.5, 0.5, "DIVERGED", transform=ax.transAxes, ha="center", va="center", rotation=20,
-                        color="red", fontsize=22, weight="bold", bbox=dict(fc="white", ec="red", alpha=0.8))
+            ax.set_title(panel.key, fontsize="medium")
+            ax.text(0.97, 0.03, _accuracy_note(panel.accuracy_mean, panel.accuracy_sd), transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize="large", weight="bold",
+                    bbox=dict(fc="white", ec="none", alpha=0.7, pad=2))
+            if panel.status != "ok":
+                ax.text(0.5, 0.5, panel.status, transform=ax.transAxes, ha="center", va="center", wrap=True,
+                        color="red", fontsize="x-large", weight="bold", bbox=dict(fc="white", ec="red", alpha=0.85))
     handles = _class_handles(n_classes) + _marker_handles()
     # Constrained layout does not stack an outside legend with the suptitle, so it goes below.
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 * n_cols))

@@ -1,6 +1,8 @@
 """Where every output lives, and writing it so that a killed stage leaves no half-written file.
 
-dvc.yaml declares the same paths; this module is the Python side of that contract.
+dvc.yaml declares the same paths; this module is the Python side of that contract. Data flows one
+way: generate@ writes data/, train@ writes models/<experiment>/, evaluate@ writes
+results/<experiment>/, and report reads results/ only.
 """
 
 from __future__ import annotations
@@ -8,35 +10,59 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from intuition.types import Points, Splits
 
 DATA = Path("data")
+MODELS = Path("models")
 RESULTS = Path("results")
 REPORT = Path("report")
-DATA_COLUMNS = ("x1", "x2", "y")
+# Metrics files hold this many significant digits: enough for every comparison made here, and
+# few enough that float round-off between machines does not change a committed number.
+SIGNIFICANT_DIGITS = 6
 
 
 @dataclass(frozen=True)
-class ExperimentFiles:
+class TrainOutputs:
+    """What train@<key> writes."""
+
+    key: str
+
+    @property
+    def root(self) -> Path:
+        return MODELS / self.key
+
+    def model(self, seed_index: int) -> Path:
+        return self.models / f"seed_{seed_index}.keras"
+
+    models = property(lambda self: self.root / "seeds")  # seed_<i>.keras, one per seed
+    history = property(lambda self: self.root / "history.csv")  # per seed and epoch
+    training = property(lambda self: self.root / "training.json")  # timings, divergence, versions
+
+
+@dataclass(frozen=True)
+class EvaluateOutputs:
+    """What evaluate@<key> writes (and all that report reads)."""
+
     key: str
 
     @property
     def root(self) -> Path:
         return RESULTS / self.key
 
-    # train@
-    model = property(lambda self: self.root / "model.keras")
-    history = property(lambda self: self.root / "history.csv")
-    run = property(lambda self: self.root / "mlflow_run.json")
-    # evaluate@
-    metrics = property(lambda self: self.root / "metrics.json")
+    metrics = property(lambda self: self.root / "metrics.json")  # aggregates over seeds (DVC metrics)
+    seeds = property(lambda self: self.root / "seeds.csv")  # one row of metrics per seed
     confusion = property(lambda self: self.root / "confusion_matrix.csv")
     test_predictions = property(lambda self: self.root / "test_predictions.csv")
+    regions = property(lambda self: self.root / "regions.npz")  # the gallery panel's data
     figures = property(lambda self: self.root / "figures")
 
 
@@ -70,43 +96,72 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def rounded(tree):
+    """Floats rounded to SIGNIFICANT_DIGITS, in nested dicts and lists."""
+    if isinstance(tree, dict):
+        return {k: rounded(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [rounded(v) for v in tree]
+    if isinstance(tree, float) and np.isfinite(tree):
+        return float(f"{tree:.{SIGNIFICANT_DIGITS}g}")
+    return tree
+
+
+def _nulls(tree):
+    """JSON has no NaN: a number that could not be measured (a diverged model's) becomes null."""
+    if isinstance(tree, dict):
+        return {k: _nulls(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_nulls(v) for v in tree]
+    return None if isinstance(tree, float) and not np.isfinite(tree) else tree
+
+
 def write_json(path: Path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    write_text(path, json.dumps(_nulls(rounded(data)), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
-def write_table(path: Path, columns: list[str], rows) -> None:
-    """A small CSV table (header + rows) from a 2-D array or list of rows."""
-    rows = np.asarray(rows, dtype=float) if len(rows) else np.empty((0, len(columns)))
-    lines = [",".join(columns)]
-    lines += [",".join(_fmt(v) for v in row) for row in rows]
-    write_text(path, "\n".join(lines) + "\n")
+def write_csv(path: Path, frame: pd.DataFrame, rounded: bool = True) -> None:
+    """A table as CSV; measured numbers `rounded` to SIGNIFICANT_DIGITS, data kept exact."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format=f"%.{SIGNIFICANT_DIGITS}g" if rounded else None)
 
 
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def read_table(path: Path) -> dict[str, np.ndarray]:
-    header = Path(path).read_text().split("\n", 1)[0].split(",")
-    values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2).reshape(-1, len(header))
-    return {name: values[:, i] for i, name in enumerate(header)}
-
-
-def write_dataset(path: Path, X: np.ndarray, y: np.ndarray) -> None:
-    write_table(path, list(DATA_COLUMNS), np.column_stack([X, y]))
-
-
-def read_dataset(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_csv(path: Path) -> pd.DataFrame:
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: dataset file is missing; run `dvc repro` to generate it")
-    table = read_table(path)
-    return np.column_stack([table["x1"], table["x2"]]), table["y"].astype(np.int64)
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro` to make it")
+    return pd.read_csv(path)
 
 
-def read_splits(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_train, y_train, X_test, y_test) of a generated dataset."""
-    return (*read_dataset(dataset_file(dataset, "train")), *read_dataset(dataset_file(dataset, "test")))
+def write_points(path: Path, points: Points) -> None:
+    write_csv(path, pd.DataFrame({"x1": points.X[:, 0], "x2": points.X[:, 1], "y": points.y}), rounded=False)
+
+
+def read_points(path: Path) -> Points:
+    table = read_csv(path)
+    return Points(table[["x1", "x2"]].to_numpy(np.float64), table["y"].to_numpy(np.int64))
+
+
+def read_splits(dataset: str) -> Splits:
+    return Splits(read_points(dataset_file(dataset, "train")), read_points(dataset_file(dataset, "test")))
+
+
+@contextmanager
+def quiet_stderr(enabled: bool = True):
+    """Hide what C++ libraries print on file descriptor 2 while the block runs (TensorFlow's
+    start-up lines are printed by absl before any Python logging setting can apply)."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -1,23 +1,37 @@
-"""The notebook's conclusions as data (findings.yaml), checked against measured metrics. Pure."""
+"""The notebook's conclusions, and this project's controls, as data (findings.yaml), checked against
+the measured metrics of every seed. Pure: the only file read is findings.yaml itself.
+
+A check holds when it holds for the mean over seeds AND for at least `min_seeds` single seeds (a
+comparison of two experiments pairs seed i with seed i). A finding that says which knob it is
+about (`varies`) is also checked for confounds: every other knob in which the experiments it
+compares differ. Seeds that failed to learn are named in the evidence and still counted.
+"""
 
 from __future__ import annotations
 
+import math
 import operator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
+import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from intuition.config import ParamsError, Strict
+from intuition.config import KNOBS, ParamsError, Strict
 
 FINDINGS_FILE = Path("findings.yaml")
 COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+SYMBOL = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
 
+
+# ---------------------------------------------------------------------------------------- schema
 
 class Check(Strict):
-    metric: str  # <experiment>.<path in metrics.json>, e.g. linear_perceptron.test.accuracy
+    metric: str  # <experiment>.<metric column>, e.g. linear_perceptron.test.accuracy
     op: Literal[">=", ">", "<=", "<", "within"]
     value: float | None = None
     than: str | None = None
@@ -29,80 +43,462 @@ class Check(Strict):
             raise ValueError("give exactly one of `value` (a number) or `than` (another metric)")
         if self.op == "within" and self.than is None:
             raise ValueError("`op: within` compares two metrics: give `than` and `by`")
+        for path in (self.metric, self.than):
+            if path is not None and "." not in path.strip("."):
+                raise ValueError(f"{path!r}: write <experiment>.<metric>, e.g. "
+                                 "linear_perceptron.test.accuracy")
         return self
 
     def experiments(self) -> set[str]:
-        return {m.split(".", 1)[0] for m in (self.metric, self.than) if m}
+        return {split_metric(m)[0] for m in (self.metric, self.than) if m}
+
+    def rule(self) -> str:
+        """The comparison in words: 'first ≥ 0.85', 'first > second + 0.05', '|first − second| ≤ 0.03'."""
+        if self.than is None:
+            return f"first {SYMBOL[self.op]} {self.value:g}"
+        if self.op == "within":
+            return f"|first − second| ≤ {self.by:g}"
+        sign = "+" if self.op in (">=", ">") else "−"
+        margin = f" {sign} {self.by:g}" if self.by else ""
+        return f"first {SYMBOL[self.op]} second{margin}"
 
 
 class Finding(Strict):
     id: str
     claim: str
+    # notebook: the notebook's claim, reproduced as the notebook states it; controls: a claim this
+    # project's own control experiments establish.
+    source: Literal["notebook", "controls"]
+    varies: str | None = None  # the knob the finding is about (one of config.KNOBS)
+    min_seeds: Annotated[int, Field(strict=True, ge=1)] | None = None  # default: all seeds
+    overturned_by: list[str] = []  # controls findings that question a notebook finding
     checks: Annotated[list[Check], Field(min_length=1)]
+
+    def experiments(self) -> set[str]:
+        return set().union(*(c.experiments() for c in self.checks))
 
 
 class Findings(Strict):
     findings: list[Finding]
+    n_seeds: Annotated[int, Field(strict=True, ge=1)] = 1  # seeds per experiment (params `seeds`)
+
+    def by_id(self) -> dict[str, Finding]:
+        return {f.id: f for f in self.findings}
+
+    def required_seeds(self, finding: Finding) -> int:
+        return self.n_seeds if finding.min_seeds is None else finding.min_seeds
+
+
+def split_metric(path: str) -> tuple[str, str]:
+    """'exp.test.accuracy' → ('exp', 'test.accuracy')."""
+    experiment, _, column = path.partition(".")
+    return experiment, column
+
+
+def _where(raw: object, loc: tuple) -> str:
+    """A pydantic error location as the user reads it: 'finding <id>: checks[0].op'."""
+    parts = list(loc)
+    prefix = ""
+    if len(parts) >= 2 and parts[0] == "findings" and isinstance(parts[1], int):
+        items = raw.get("findings") if isinstance(raw, dict) else None
+        item = items[parts[1]] if isinstance(items, list) and parts[1] < len(items) else None
+        ident = item.get("id") if isinstance(item, dict) else None
+        prefix = f"finding {ident}" if ident else f"findings[{parts[1]}]"
+        parts = parts[2:]
+    text = ""
+    for p in parts:
+        if str(p).startswith("function-after"):
+            continue
+        text += f"[{p}]" if isinstance(p, int) else f".{p}"
+    text = text.lstrip(".")
+    return f"{prefix}: {text}" if prefix and text else prefix or text or "top level"
+
+
+def _describe(error: dict, raw: object) -> str:
+    where, kind, value = _where(raw, error["loc"]), error["type"], error.get("input")
+    if kind == "missing":
+        hint = "; use `notebook` or `controls`" if error["loc"][-1] == "source" else ""
+        return f"{where}: missing key{hint}"
+    if kind == "extra_forbidden":
+        model = Check if "checks" in error["loc"] else Finding if len(error["loc"]) > 2 else Findings
+        allowed = [k for k in model.model_fields if k != "n_seeds"]
+        return f"{where}: unknown key (value {value!r}); allowed keys: {', '.join(allowed)}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"{where}: {value!r} is not allowed; use one of: {expected}"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def parse_findings(raw: object, experiments: Iterable[str], n_seeds: int,
+                   source: Path | str = FINDINGS_FILE) -> Findings:
+    """findings.yaml's content, validated against the experiments of params.yaml and its number
+    of seeds. Raises ParamsError with one line per problem, before any metric is read."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping with a `findings` list, got {raw!r}")
+    if not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ParamsError(f"{source}: n_seeds must be a positive number of seeds, got {n_seeds!r}")
+    if "n_seeds" in raw:
+        raise ParamsError(f"{source}: n_seeds: unknown key; the number of seeds is params.yaml `seeds`")
+    try:
+        findings = Findings.model_validate({**raw, "n_seeds": n_seeds})
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(e, raw)}" for e in exc.errors()]
+        raise ParamsError("\n".join(dict.fromkeys(lines))) from None
+
+    experiments = set(experiments)
+    problems: list[str] = []
+    seen: set[str] = set()
+    by_id = findings.by_id()
+    for f in findings.findings:
+        where = f"{source}: finding {f.id}"
+        if f.id in seen:
+            problems.append(f"{where}: id: {f.id!r} is used by more than one finding; ids must be unique")
+        seen.add(f.id)
+        for i, check in enumerate(f.checks):
+            for key in ("metric", "than"):
+                path = getattr(check, key)
+                if path is not None and split_metric(path)[0] not in experiments:
+                    problems.append(
+                        f"{where}: checks[{i}].{key}: {path!r} names no experiment "
+                        f"{split_metric(path)[0]!r}; defined experiments: {', '.join(sorted(experiments))}")
+        if f.varies is not None and f.varies not in KNOBS:
+            problems.append(f"{where}: varies: {f.varies!r} is not a knob; use one of: {', '.join(KNOBS)}")
+        if f.min_seeds is not None and f.min_seeds > n_seeds:
+            problems.append(f"{where}: min_seeds: {f.min_seeds} is more than the {n_seeds} seeds "
+                            f"(params `seeds`); use 1 to {n_seeds}, or leave it out for all seeds")
+        if f.overturned_by and f.source != "notebook":
+            problems.append(f"{where}: overturned_by: only a `source: notebook` finding can be "
+                            "overturned (by controls findings); remove it or set source: notebook")
+        for ident in f.overturned_by:
+            if ident not in by_id:
+                problems.append(f"{where}: overturned_by: {ident!r} is not a finding; "
+                                f"defined findings: {', '.join(by_id)}")
+            elif by_id[ident].source != "controls":
+                problems.append(f"{where}: overturned_by: {ident!r} is a {by_id[ident].source} "
+                                "finding; only `source: controls` findings can overturn one")
+    if problems:
+        raise ParamsError("\n".join(dict.fromkeys(problems)))
+    return findings
+
+
+def load_findings(path: Path | str, experiments: Iterable[str], n_seeds: int) -> Findings:
+    """Read and validate findings.yaml (see parse_findings)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run from the project root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    return parse_findings(raw, experiments, n_seeds, path)
+
+
+def load_findings_for(params, path: Path | str = FINDINGS_FILE) -> Findings:
+    """findings.yaml checked against a loaded params.yaml (its experiments and `seeds`)."""
+    return load_findings(path, params.experiments, params.seeds)
+
+
+def knobs_of(params) -> dict[str, dict]:
+    """Each experiment's knobs (ExperimentSpec.knobs()), the `knobs` argument of evaluate()."""
+    return {key: spec.knobs() for key, spec in params.experiments.items()}
+
+
+# -------------------------------------------------------------------------------------- outcomes
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a check: a metric of one experiment over its seeds."""
+
+    metric: str                      # <experiment>.<metric column>
+    values: tuple[float, ...]        # in seed order
+    failed_seeds: tuple[int, ...]    # seeds that failed to learn (still counted)
+
+    @property
+    def experiment(self) -> str:
+        return split_metric(self.metric)[0]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))  # a NaN seed makes the mean NaN: never skipped
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (ddof=1); 0 for one seed."""
+        return float(np.std(self.values, ddof=1)) if self.n > 1 else 0.0
+
+    def summary(self) -> str:
+        seeds = "seed" if self.n == 1 else "seeds"
+        return f"{self.metric}: {self.mean:.3f} ± {self.sd:.3f} ({self.n} {seeds})"
+
+    def failed_to_learn(self) -> str | None:
+        if not self.failed_seeds:
+            return None
+        word = "seed" if len(self.failed_seeds) == 1 else "seeds"
+        return f"{self.experiment}: {word} {', '.join(map(str, self.failed_seeds))} failed to learn"
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check: Check
+    a: Side
+    b: Side | None                    # None when the check compares with a number
+    per_seed: tuple[bool, ...]        # whether the check holds for seed i (paired with seed i)
+    mean_holds: bool                  # whether it holds for the means over seeds
+    min_seeds: int
+
+    @property
+    def k(self) -> int:
+        return sum(self.per_seed)
+
+    @property
+    def n(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def holds(self) -> bool:
+        return self.mean_holds and self.k >= self.min_seeds
+
+    def failed_to_learn(self) -> list[str]:
+        sides = [self.a] if self.b is None or self.b.experiment == self.a.experiment else [self.a, self.b]
+        return [text for side in sides if (text := side.failed_to_learn())]
+
+    def text(self) -> str:
+        """E.g. 'a.test.accuracy: 0.900 ± 0.010 (5 seeds) vs b.test.accuracy: 0.800 ± 0.020 (5 seeds),
+        needs first > second + 0.05 — holds in 4/5 seeds (needs 5)'."""
+        c = self.check
+        if self.b is None:
+            compared = f"{self.a.summary()} {SYMBOL[c.op]} {c.value:g}"
+        else:
+            compared = f"{self.a.summary()} vs {self.b.summary()}, needs {c.rule()}"
+        needs = "" if self.min_seeds == self.n else f" (needs {self.min_seeds})"
+        mean = "" if self.mean_holds else "; does not hold on the mean"
+        return f"{compared} — holds in {self.k}/{self.n} seeds{needs}{mean}"
+
+
+@dataclass(frozen=True)
+class Confound:
+    """Two experiments a finding compares, the values of the knob it varies, and every other knob
+    in which they differ."""
+
+    a: str
+    b: str
+    varies: str
+    varied: tuple[object, object]                     # the varied knob's values in a and b
+    differences: tuple[tuple[str, object, object], ...]  # (knob, value in a, value in b)
+
+    def text(self) -> str:
+        also = ", ".join(f"{knob} {va} vs {vb}" for knob, va, vb in self.differences)
+        va, vb = self.varied
+        head = f"{self.a} vs {self.b}"
+        head += f" ({self.varies} {va} vs {vb})" if va != vb else f" (same {self.varies}: {va})"
+        return f"{head}: also differs in {also}" if also else f"{head}: differs in nothing else"
 
 
 @dataclass(frozen=True)
 class Outcome:
     finding: Finding
     status: Literal["holds", "does not hold", "not measured"]
-    evidence: list[str]
+    checks: tuple[CheckOutcome, ...] = ()
+    pairs: tuple[Confound, ...] = ()  # every compared pair, confounded or not (findings with `varies`)
+    note: str = ""                    # why not measured
+
+    @property
+    def confounds(self) -> tuple[Confound, ...]:
+        return tuple(p for p in self.pairs if p.differences)
+
+    @property
+    def confounded(self) -> bool:
+        return bool(self.confounds)
+
+    @property
+    def evidence(self) -> list[str]:
+        """One line per check (✓ / ✗), its failed-to-learn seeds, then the confounds."""
+        if self.status == "not measured":
+            return [self.note]
+        lines = []
+        for c in self.checks:
+            lines.append(("✓ " if c.holds else "✗ ") + c.text())
+            lines += [f"  ⚠ {text}" for text in c.failed_to_learn()]
+        lines += [f"confounded: {p.text()}" for p in self.confounds]
+        return lines
+
+    def short_verdict(self) -> str:
+        if self.status == "not measured":
+            return "– not measured"
+        if self.status == "does not hold":
+            return "❌ does not hold" + (" (and confounded)" if self.confounded else "")
+        return "⚠️ holds as measured, but confounded" if self.confounded else "✅ holds"
+
+    def verdict(self) -> str:
+        also = "; ".join(p.text() for p in self.confounds)
+        if self.status == "not measured":
+            return "– not measured"
+        if self.status == "does not hold":
+            return f"❌ does not hold (and confounded: {also})" if also else "❌ does not hold"
+        if also:
+            return f"⚠️ holds as measured, but confounded: {also}"
+        return "✅ holds"
 
 
-def load_findings(path: Path = FINDINGS_FILE) -> Findings:
-    try:
-        return Findings.model_validate(yaml.safe_load(Path(path).read_text()))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ParamsError(f"{path}: {problems}") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ParamsError(f"{path}: {exc}") from None
+# ------------------------------------------------------------------------------------ evaluation
+
+def _learned(frame: pd.DataFrame, experiment: str) -> np.ndarray:
+    if "learned" not in frame.columns:
+        raise ParamsError(f"{experiment}: the per-seed table has no `learned` column, so seeds "
+                          "that failed to learn cannot be named; columns: " + ", ".join(map(str, frame.columns)))
+    col = frame["learned"]
+    if col.dtype == object:
+        col = col.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
+    return col.fillna(False).astype(bool).to_numpy()
 
 
-def lookup(metrics: dict[str, dict], path: str) -> float:
-    experiment, *keys = path.split(".")
-    node = metrics[experiment]
-    for key in keys:
-        if not isinstance(node, dict) or key not in node:
-            raise ParamsError(f"{FINDINGS_FILE}: {path}: no such metric in {experiment}'s metrics.json")
-        node = node[key]
-    return float(node)
+def _seed_ordered(frame: pd.DataFrame, experiment: str, n_seeds: int) -> pd.DataFrame:
+    """The table sorted by seed; it must hold exactly seeds 0..n_seeds-1 (pairing is by seed)."""
+    if "seed" not in frame.columns:
+        raise ParamsError(f"{experiment}: the per-seed table has no `seed` column; "
+                          "columns: " + ", ".join(map(str, frame.columns)))
+    seeds = sorted(int(s) for s in frame["seed"])
+    if seeds != list(range(n_seeds)):
+        raise ParamsError(f"{experiment}: the per-seed table has seeds {seeds}, expected 0 to "
+                          f"{n_seeds - 1} (params `seeds`: {n_seeds}); rerun the pipeline")
+    return frame.assign(seed=frame["seed"].astype(int)).sort_values("seed").reset_index(drop=True)
 
 
-def run_check(check: Check, metrics: dict[str, dict]) -> tuple[bool, str]:
-    """Whether the check holds, and its evidence in words with the numbers."""
-    a = lookup(metrics, check.metric)
-    if check.than is None:
-        return COMPARE[check.op](a, check.value), f"{check.metric} = {a:.3f} {check.op} {check.value}"
-    b = lookup(metrics, check.than)
-    if check.op == "within":
-        holds, rule = abs(a - b) <= check.by, f"|difference| = {abs(a - b):.3f} <= {check.by}"
-    else:
-        target = b + check.by if check.op in (">=", ">") else b - check.by
-        holds, rule = COMPARE[check.op](a, target), f"{a:.3f} {check.op} {b:.3f} {'+' if check.op[0] == '>' else '-'} {check.by}"
-    return holds, f"{check.metric} = {a:.3f} vs {check.than} = {b:.3f}: {rule}"
+def _side(finding: Finding, path: str, tables: Mapping[str, pd.DataFrame]) -> Side:
+    experiment, column = split_metric(path)
+    frame = tables[experiment]
+    if column not in frame.columns:
+        available = [c for c in frame.columns if c not in ("seed", "learned")]
+        raise ParamsError(f"{FINDINGS_FILE}: finding {finding.id}: {path}: no such metric "
+                          f"{column!r} for {experiment}; available: {', '.join(map(str, available))}")
+    values = tuple(float(v) for v in pd.to_numeric(frame[column], errors="coerce"))
+    learned = _learned(frame, experiment)
+    failed = tuple(int(s) for s, ok in zip(frame["seed"], learned) if not ok)
+    return Side(path, values, failed)
 
 
-def evaluate(findings: Findings, metrics: dict[str, dict]) -> list[Outcome]:
-    """Check every finding; one whose experiments are not in `metrics` is 'not measured'."""
-    outcomes = []
-    for finding in findings.findings:
-        missing = set().union(*(c.experiments() for c in finding.checks)) - metrics.keys()
-        if missing:
-            outcomes.append(Outcome(finding, "not measured", [f"no experiment {', '.join(sorted(missing))}"]))
+def _run(check: Check, a: Side, b: Side | None, min_seeds: int) -> CheckOutcome:
+    def holds(x: float, y: float | None) -> bool:
+        if math.isnan(x) or (y is not None and math.isnan(y)):
+            return False  # a NaN (exploded loss) never satisfies a check
+        if check.than is None:
+            return bool(COMPARE[check.op](x, check.value))
+        if check.op == "within":
+            return abs(x - y) <= check.by
+        target = y + check.by if check.op in (">=", ">") else y - check.by
+        return bool(COMPARE[check.op](x, target))
+
+    others = b.values if b is not None else (None,) * a.n
+    per_seed = tuple(holds(x, y) for x, y in zip(a.values, others))  # seed i with seed i
+    mean_holds = holds(a.mean, b.mean if b is not None else None)
+    return CheckOutcome(check, a, b, per_seed, mean_holds, min_seeds)
+
+
+def _pairs(finding: Finding, knobs: Mapping[str, Mapping]) -> tuple[Confound, ...]:
+    if finding.varies is None:
+        return ()
+    pairs, seen = [], set()
+    for check in finding.checks:
+        if check.than is None:
             continue
-        results = [run_check(check, metrics) for check in finding.checks]
-        status = "holds" if all(ok for ok, _ in results) else "does not hold"
-        outcomes.append(Outcome(finding, status, [("✓ " if ok else "✗ ") + text for ok, text in results]))
+        a, b = split_metric(check.metric)[0], split_metric(check.than)[0]
+        if a == b or frozenset((a, b)) in seen:
+            continue
+        seen.add(frozenset((a, b)))
+        for exp in (a, b):
+            if exp not in knobs:
+                raise ParamsError(f"{FINDINGS_FILE}: finding {finding.id}: no knobs for experiment "
+                                  f"{exp!r} (confounds cannot be checked)")
+        ka, kb = knobs[a], knobs[b]
+        diffs = tuple((k, ka.get(k), kb.get(k)) for k in KNOBS
+                      if k != finding.varies and ka.get(k) != kb.get(k))
+        varied = (ka.get(finding.varies), kb.get(finding.varies))
+        pairs.append(Confound(a, b, finding.varies, varied, diffs))
+    return tuple(pairs)
+
+
+def evaluate(findings: Findings, per_seed: Mapping[str, pd.DataFrame],
+             knobs: Mapping[str, Mapping]) -> list[Outcome]:
+    """Check every finding on the per-seed tables (one row per seed, column `seed` = 0..n-1, metric
+    columns such as `test.accuracy`, and `learned`). A finding naming an experiment that is not in
+    `per_seed` is 'not measured'; a metric column that does not exist raises ParamsError."""
+    outcomes = []
+    tables: dict[str, pd.DataFrame] = {}
+    for finding in findings.findings:
+        pairs = _pairs(finding, knobs)
+        missing = finding.experiments() - per_seed.keys()
+        if missing:
+            note = f"not measured: no per-seed results for {', '.join(sorted(missing))}"
+            outcomes.append(Outcome(finding, "not measured", pairs=pairs, note=note))
+            continue
+        for exp in finding.experiments():
+            if exp not in tables:
+                tables[exp] = _seed_ordered(per_seed[exp], exp, findings.n_seeds)
+        need = findings.required_seeds(finding)
+        results = []
+        for check in finding.checks:
+            a = _side(finding, check.metric, tables)
+            b = _side(finding, check.than, tables) if check.than is not None else None
+            results.append(_run(check, a, b, need))
+        status = "holds" if all(r.holds for r in results) else "does not hold"
+        outcomes.append(Outcome(finding, status, tuple(results), pairs))
     return outcomes
 
 
-def to_markdown(outcomes: list[Outcome]) -> str:
-    lines = ["| finding | claim | evidence | verdict |", "|---|---|---|---|"]
+# Policy for `make validate`: a finding that does not hold (or was not measured) fails. A confounded
+# finding fails only if it is the project's own (`source: controls`): a control must differ from its
+# reference in the knob it varies and nothing else. A `source: notebook` finding that holds but is
+# confounded does NOT fail: the notebook's experiment is reproduced faithfully as it was run, and the
+# report shows it as "holds as measured, but confounded" next to the controls that question the
+# notebook's interpretation (`overturned_by`).
+def failures(outcomes: list[Outcome]) -> list[str]:
+    """One line per finding that makes `make validate` fail, saying why."""
+    lines = []
     for o in outcomes:
-        verdict = {"holds": "✅ holds", "does not hold": "❌ does not hold", "not measured": "– not measured"}[o.status]
-        lines.append(f"| {o.finding.id} | {o.finding.claim} | {'<br>'.join(o.evidence)} | {verdict} |")
+        f = o.finding
+        if o.status == "not measured":
+            lines.append(f"finding {f.id} ({f.source}): {o.note}")
+            continue
+        if o.status == "does not hold":
+            failed = [c for c in o.checks if not c.holds]
+            lines.append(f"finding {f.id} ({f.source}) does not hold: {f.claim}\n    "
+                         + "\n    ".join(c.text() for c in failed))
+        if f.source == "controls" and o.confounded:
+            lines.append(f"finding {f.id} (controls) is confounded: a control must differ only in "
+                         f"{f.varies}\n    " + "\n    ".join(p.text() for p in o.confounds))
+    return lines
+
+
+# -------------------------------------------------------------------------------------- markdown
+
+def to_markdown(outcomes: list[Outcome]) -> str:
+    """report/findings.md: a summary table, then one section per finding with its evidence."""
+    by_id = {o.finding.id: o for o in outcomes}
+    lines = ["| finding | source | varies | verdict |", "|---|---|---|---|"]
+    for o in outcomes:
+        lines.append(f"| [{o.finding.id}](#{o.finding.id}) | {o.finding.source} | "
+                     f"{o.finding.varies or '–'} | {o.short_verdict()} |")
+    for o in outcomes:
+        f = o.finding
+        lines += ["", f"## {f.id}", "", f"**Claim** ({f.source}): {f.claim}", ""]
+        if f.varies:
+            lines += [f"**Varies:** {f.varies}", ""]
+        if o.status == "not measured":
+            lines.append(f"- {o.note}")
+        for c in o.checks:
+            lines.append(f"- {'✓' if c.holds else '✗'} {c.text()}")
+            lines += [f"  - ⚠ {text} (still counted)" for text in c.failed_to_learn()]
+        lines += [f"- compares {p.text()}" for p in o.pairs]
+        lines += ["", f"**Verdict:** {o.verdict()}"]
+        if f.overturned_by:
+            refs = ", ".join(f"{i} ({by_id[i].short_verdict()})" if i in by_id else f"{i} (not evaluated)"
+                             for i in f.overturned_by)
+            lines += ["", f"**Controls:** see {refs}"]
     return "\n".join(lines) + "\n"

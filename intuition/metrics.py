@@ -1,20 +1,34 @@
-"""Pure scoring: labels and probabilities in, numbers out (scikit-learn does the arithmetic)."""
+"""Pure scoring: labels and probabilities in, numbers out (scikit-learn and SciPy do the arithmetic)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
+
+from intuition.types import Grid, Points
+
+SPLITS = ("train", "val", "test")
+# A seed "learned" when its final model (evaluated on the rows it was fitted on) has a finite
+# loss no higher than the untrained model's (epoch 0), and an accuracy at least LEARNING_MARGIN
+# above chance (the majority class's share of those rows). Otherwise it failed to learn: the loss
+# exploded, or it predicts no better than always answering the commonest class.
+LEARNING_MARGIN = 0.05
 
 
-def make_grid(X: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """A meshgrid over the data's extent, padded by `margin` × its range on each side."""
+def make_grid(X: np.ndarray, resolution: int, margin: float) -> Grid:
+    """A meshgrid over the data's extent, padded by `margin` x its range on each side."""
     low, high = X.min(axis=0), X.max(axis=0)
     pad = (high - low) * margin
     axes = [np.linspace(lo, hi, resolution) for lo, hi in zip(low - pad, high + pad)]
-    return np.meshgrid(*axes)
+    return Grid(*np.meshgrid(*axes))
 
 
 def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    if not np.all(np.isfinite(proba)):  # a diverged model: no score is meaningful
+        return {"accuracy": math.nan, "log_loss": math.nan}
     labels = np.arange(proba.shape[1])
     return {
         "accuracy": float(accuracy_score(y, proba.argmax(axis=1))),
@@ -22,19 +36,10 @@ def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
-def per_class(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, dict[str, float]]:
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y, predicted, labels=np.arange(n_classes), zero_division=0
-    )
-    return {
-        str(k): {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k])}
-        for k in range(n_classes)
-    }
-
-
-def confusion(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+def confusion(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> pd.DataFrame:
     """Rows are true classes, columns predicted classes."""
-    return confusion_matrix(y, predicted, labels=np.arange(n_classes))
+    matrix = confusion_matrix(y, predicted, labels=np.arange(n_classes))
+    return pd.DataFrame(matrix, columns=[f"predicted_{k}" for k in range(n_classes)])
 
 
 def sharpness(grid_proba: np.ndarray) -> dict[str, float]:
@@ -45,11 +50,75 @@ def sharpness(grid_proba: np.ndarray) -> dict[str, float]:
     return {"mean_max_probability": float(p.max(axis=1).mean()), "mean_entropy": float(entropy.mean())}
 
 
-def evaluation(splits: dict[str, tuple[np.ndarray, np.ndarray]], grid_proba: np.ndarray) -> dict:
-    """Scores for every split (train/val/test: labels, probabilities), per-class scores on test,
-    and the sharpness of the probability map."""
-    result = {name: scores(y, proba) for name, (y, proba) in splits.items()}
-    y_test, proba_test = splits["test"]
-    result["test"]["per_class"] = per_class(y_test, proba_test.argmax(axis=1), proba_test.shape[1])
-    result["sharpness"] = sharpness(grid_proba)
-    return result
+def chance(y: np.ndarray) -> float:
+    """The accuracy of always answering the commonest class."""
+    return float(np.bincount(y).max() / len(y))
+
+
+def learned(final_train_loss: float, untrained_loss: float, train_accuracy: float, chance_accuracy: float) -> bool:
+    return bool(np.isfinite(final_train_loss) and final_train_loss <= untrained_loss
+                and train_accuracy >= chance_accuracy + LEARNING_MARGIN)
+
+
+def seed_row(labelled: dict[str, Points], probas: dict[str, np.ndarray], grid_proba: np.ndarray,
+             untrained_loss: float, diverged_at: int | None) -> dict[str, float]:
+    """One seed's final metrics, flattened: `train.accuracy`, `test.log_loss`, `sharpness.*`,
+    `learned`, `diverged_at_epoch` (NaN when it did not diverge)."""
+    row = {f"{split}.{name}": value for split in SPLITS
+           for name, value in scores(labelled[split].y, probas[split]).items()}
+    row |= {f"sharpness.{k}": v for k, v in sharpness(grid_proba).items()} if np.all(np.isfinite(grid_proba)) \
+        else {"sharpness.mean_max_probability": math.nan, "sharpness.mean_entropy": math.nan}
+    row["learned"] = learned(row["train.log_loss"], untrained_loss, row["train.accuracy"], chance(labelled["train"].y))
+    row["diverged_at_epoch"] = math.nan if diverged_at is None else diverged_at
+    return row
+
+
+def representative_seed(per_seed: pd.DataFrame) -> int:
+    """The seed whose final validation loss is the median of the seeds that kept a finite loss (the
+    lower middle one for an even count): its model stands for the experiment in figures. If every
+    seed diverged, the first."""
+    finite = per_seed[np.isfinite(per_seed["val.log_loss"].to_numpy(float))]
+    if finite.empty:
+        return int(per_seed["seed"].iloc[0])
+    order = finite.sort_values(["val.log_loss", "seed"])["seed"].tolist()
+    return int(order[(len(order) - 1) // 2])
+
+
+def interval95(values: np.ndarray) -> tuple[float, float]:
+    """Student-t 95 % interval of the mean over seeds: mean ± t(0.975, n-1) · sd / sqrt(n).
+    With one seed there is no spread to estimate: the interval is the value itself."""
+    from scipy.stats import t
+
+    n, mean = len(values), float(np.mean(values))
+    if n < 2:
+        return mean, mean
+    half = float(t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
+    return mean - half, mean + half
+
+
+def aggregate(per_seed: pd.DataFrame, columns: list[str]) -> dict:
+    """{"test": {"accuracy": {"mean", "sd", "min", "max", "ci95_low", "ci95_high"}}, ...} over
+    the seeds (NaN seeds, i.e. diverged ones, are left out of the statistics and counted apart)."""
+    tree: dict = {}
+    for column in columns:
+        values = per_seed[column].to_numpy(float)
+        values = values[np.isfinite(values)]
+        split, name = column.split(".", 1)
+        if not len(values):
+            continue
+        low, high = interval95(values)
+        tree.setdefault(split, {})[name] = {
+            "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max()), "ci95_low": low, "ci95_high": high,
+        }
+    return tree
+
+
+def agreement(grid_probas: np.ndarray) -> float:
+    """The share of the plotted region where every seed predicts the same class (seeds whose
+    probabilities are not finite, i.e. diverged ones, have no vote; none left: NaN)."""
+    voting = grid_probas[np.isfinite(grid_probas).all(axis=(1, 2, 3))]
+    if not len(voting):
+        return math.nan
+    classes = np.argmax(voting, axis=-1)  # (seeds, rows, cols)
+    return float((classes == classes[0]).all(axis=0).mean())

@@ -1,8 +1,9 @@
-"""A saved Keras Sequential of Dense layers, evaluated with NumPy.
+"""A saved Keras Sequential (an optional Normalization layer, then Dense layers), evaluated with NumPy.
 
 Metrics and plots need only the forward pass of a tiny MLP, which is a few matrix products;
-importing TensorFlow for it would cost ~4 s per stage. This reads the `.keras` file itself
-(its config and weights), so it predicts what the Keras model predicts (tests compare the two).
+importing TensorFlow for it would cost ~4 s per process, and Keras' own NumPy backend needs JAX,
+which is not installed. This reads the `.keras` file itself (its config and weights), so it
+predicts what the Keras model predicts (tests compare the two, standardized inputs included).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+EPSILON = 1e-7  # keras.backend.epsilon(): Normalization divides by max(sqrt(variance), epsilon)
+
 
 def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 ACTIVATIONS = {
@@ -37,31 +40,64 @@ class DenseLayer:
     bias: np.ndarray
     activation: str
 
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return ACTIVATIONS[self.activation](a @ self.kernel + self.bias)
 
-def load_layers(path: Path) -> list[DenseLayer]:
+
+@dataclass(frozen=True)
+class Standardize:
+    """Keras' Normalization layer: (x - mean) / max(sqrt(variance), epsilon)."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return (a - self.mean) / np.maximum(np.sqrt(self.variance), EPSILON)
+
+
+def _weight_groups(config: dict) -> list[tuple[str, dict]]:
+    """(weights group, layer config) per layer: Keras names the groups by class and position
+    (dense, dense_1, ...; normalization)."""
+    seen: dict[str, int] = {}
+    groups = []
+    for layer in config["config"]["layers"]:
+        kind = {"Dense": "dense", "Normalization": "normalization"}.get(layer["class_name"])
+        if kind is None:
+            continue
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        groups.append((kind if index == 0 else f"{kind}_{index}", layer))
+    return groups
+
+
+def load_layers(path: Path) -> list[DenseLayer | Standardize]:
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
         weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
-    dense = [layer["config"] for layer in config["config"]["layers"] if layer["class_name"] == "Dense"]
     layers = []
-    # Keras names the weight groups by class and position: dense, dense_1, dense_2, ...
-    for i, cfg in enumerate(dense):
-        group = weights["layers"]["dense" if i == 0 else f"dense_{i}"]["vars"]
-        layers.append(DenseLayer(group["0"][()], group["1"][()], cfg["activation"]))
+    for group, layer in _weight_groups(config):
+        values = weights["layers"][group]["vars"]
+        if layer["class_name"] == "Normalization":
+            layers.append(Standardize(values["0"][()], values["1"][()]))
+        else:
+            layers.append(DenseLayer(values["0"][()], values["1"][()], layer["config"]["activation"]))
     return layers
 
 
-def predict_proba(layers: list[DenseLayer], X: np.ndarray) -> np.ndarray:
-    """Class probabilities, shape (n, n_classes); a single sigmoid unit becomes [1 - p, p]."""
+def hidden_activations(layers: list, X: np.ndarray) -> list[np.ndarray]:
+    """The output of every Dense layer for the points `X`, input to output."""
     a = np.asarray(X, dtype=np.float32)
+    outputs = []
     for layer in layers:
-        a = ACTIVATIONS[layer.activation](a @ layer.kernel + layer.bias)
+        a = layer(a)
+        if isinstance(layer, DenseLayer):
+            outputs.append(a)
+    return outputs
+
+
+def predict_proba(layers: list, X: np.ndarray) -> np.ndarray:
+    """Class probabilities, shape (n, n_classes); a single sigmoid unit becomes [1 - p, p]."""
+    a = hidden_activations(layers, X)[-1]
     if a.shape[1] == 1:
         a = np.hstack([1 - a, a])
     return a
-
-
-def predict_grid(layers: list[DenseLayer], grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Class probabilities over a meshgrid, shape (rows, cols, n_classes)."""
-    xx, yy = grid
-    return predict_proba(layers, np.column_stack([xx.ravel(), yy.ravel()])).reshape(*xx.shape, -1)

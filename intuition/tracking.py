@@ -1,32 +1,42 @@
-"""Everything MLflow: where the store is, and what one experiment's run holds.
+"""Everything MLflow: where the store is, and what one experiment's runs hold.
 
-One execution of an experiment's stages is one MLflow run. `train@<key>` opens it (it holds the
-Keras model in memory, so it logs params, the per-epoch curves and the model) and leaves it
-RUNNING; `evaluate@<key>` adds the evaluation metrics and figures and marks it FINISHED. A stage that
-fails marks the run FAILED, so a half-filled run never looks finished.
+One process owns an experiment's runs: evaluate@<key> creates them from what train@ and evaluate@
+wrote, fills them and closes them. One execution of an experiment is one *parent* run (name = the
+experiment key, tag role=parent: aggregates over seeds, mean curves, figures, the representative
+seed's model) with one *child* run per seed (role=seed: that seed's curves and metrics). Their
+start and end are the training's own wall-clock times (training.json), so a run's duration is the
+training's real time. A run still RUNNING whose process died (kill -9) is marked KILLED by the next
+evaluate@ of the same experiment on the same host.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
-import subprocess
+import socket
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+import pandas as pd
 
 # A team server that is down must fail fast, not retry for minutes (MLflow's defaults).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunStatus  # noqa: E402
+import psutil  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.tracking.context.registry import resolve_tags  # noqa: E402
 
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
-METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+CURVES = {"loss": "epoch/train_loss", "accuracy": "epoch/train_accuracy",
+          "val_loss": "epoch/val_loss", "val_accuracy": "epoch/val_accuracy"}
 
 
 class TrackingUnavailable(Exception):
@@ -83,107 +93,6 @@ def _experiment_id(name: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "none"
-    except OSError:
-        return "none"
-
-
-def run_tags(key: str, dataset: str, architecture: str) -> dict[str, str]:
-    tags = {
-        "dataset": dataset,
-        "architecture": architecture,
-        "dvc_stages": f"train@{key}, evaluate@{key}",
-        "git_commit": git_commit(),
-    }
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
-    return tags
-
-
-@contextmanager
-def failing_marks_run(run_id: str):
-    """Mark the run FAILED (KILLED on Ctrl-C) if the block raises; it re-raises."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
-        raise
-    except BaseException:
-        MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-        raise
-
-
-def start_run(experiment_id: str, key: str, tags: dict[str, str], params: dict) -> str:
-    run = MlflowClient().create_run(experiment_id, run_name=key, tags=tags)
-    log_params(run.info.run_id, params)
-    return run.info.run_id
-
-
-def log_params(run_id: str, params: dict) -> None:
-    items = [Param(k, str(v)) for k, v in params.items()]
-    for i in range(0, len(items), 100):
-        MlflowClient().log_batch(run_id, params=items[i : i + 100])
-
-
-def log_metrics(run_id: str, rows: list[dict], step_key: str | None = None) -> None:
-    """Log every numeric entry of `rows`; with `step_key`, each row is one step (an epoch)."""
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(name, float(value), now, int(row[step_key]) if step_key else 0)
-        for row in rows
-        for name, value in row.items()
-        if name != step_key and value is not None
-    ]
-    for i in range(0, len(metrics), METRICS_PER_BATCH):
-        MlflowClient().log_batch(run_id, metrics=metrics[i : i + METRICS_PER_BATCH])
-
-
-def require_run(run_id: str, key: str) -> str:
-    """The run train@ opened must be in this store (it is not if the store was deleted or
-    MLFLOW_TRACKING_URI changed since training)."""
-    try:
-        MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        print(f"error: MLflow run {run_id} of {key} is not in {tracking_uri()}; retrain to open "
-              f"a new one: dvc repro --force train@{key}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return run_id
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, float]:
-    """{'val': {'accuracy': 0.9}} -> {'val/accuracy': 0.9}: the same names in every run, apart
-    from the per-epoch curves (`val_accuracy`), and grouped by split in the UI's chart view."""
-    flat = {}
-    for name, value in tree.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{name}/")
-        elif isinstance(value, (int, float)):  # bools too, as 0/1
-            flat[f"{prefix}{name}"] = float(value)
-    return flat
-
-
-def complete_run(run_id: str, metrics: dict, out, summary: str) -> None:
-    """Add what evaluate@ produced to the run train@ opened, and mark it FINISHED."""
-    log_metrics(run_id, [flatten(metrics)])
-    client = MlflowClient()
-    for path in (out.history, out.metrics, out.confusion):
-        client.log_artifact(run_id, str(path))
-    client.log_artifacts(run_id, str(out.figures), "figures")
-    client.log_text(run_id, summary, "architecture.txt")
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-
-
-def ui_url(experiment_id: str, run_id: str) -> str:
-    uri = tracking_uri()
-    base = uri if uri.startswith("http") else "http://127.0.0.1:5000"
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
 def exit_if_unavailable(experiment_name: str) -> str:
     """For stage entry points: connect, or print one line and exit before any work starts."""
     try:
@@ -193,42 +102,144 @@ def exit_if_unavailable(experiment_name: str) -> str:
         raise SystemExit(2) from None
 
 
-def run_params(spec, dataset_spec, seed: int, n_params: int) -> dict:
-    """Every hyper-parameter, flattened, with the same names in every run."""
-    params = spec.model_dump(exclude={"layers"})
-    params |= {"seed": seed, "n_params": n_params, "n_layers": len(spec.layers)}
-    params["layers"] = ", ".join(f"{l.units} {l.activation}" for l in spec.layers)
-    for i, layer in enumerate(spec.layers):
-        params[f"layer_{i}_units"] = layer.units
-        params[f"layer_{i}_activation"] = layer.activation
-    params |= {f"dataset_{k}": v for k, v in dataset_spec.model_dump().items()}
-    return params
+def params_by_role(spec, dataset_spec, seed: int, seeds: int) -> dict:
+    """The architecture and training knobs by role, with the same names in every run, so any two
+    runs compare like with like (a 1x100 and a 4x100 model both have `hidden_units` 100)."""
+    knobs = spec.knobs()
+    params = {
+        "dataset": spec.dataset, "hidden_layers": knobs["depth"], "hidden_units": knobs["width"],
+        "hidden_activation": knobs["activation"], "output_units": spec.output.units,
+        "output_activation": spec.output.activation, "optimizer": spec.optimizer,
+        "learning_rate": spec.learning_rate, "batch_size": spec.batch_size, "epochs": spec.epochs,
+        "validation_split": spec.validation_split, "inputs": spec.inputs,
+        "n_params": sum(spec.parameter_counts()), "layers": spec.architecture(),
+        "seeds": seeds, "base_seed": seed,
+    }
+    return params | {f"dataset_{k}": v for k, v in dataset_spec.model_dump().items()}
 
 
-def _skip_installed_package_scan(requirements: list[str]) -> None:
-    """log_model checks pip_requirements against the environment by first mapping every installed
-    distribution's files to modules (~1.9 s per process here). Seed that map with the packages we
-    pin, which this very process has imported."""
-    from mlflow.utils import requirements_utils
-
-    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", "absent") is None:
-        names = [r.split("==")[0] for r in requirements]
-        requirements_utils._MODULES_TO_PACKAGES = {name.split("-")[0]: [name] for name in names}
+def _metrics(values: dict[str, float], timestamp: int, step: int = 0) -> list[Metric]:
+    return [Metric(k, float(v), timestamp, step) for k, v in values.items() if pd.notna(v)]
 
 
-def log_training(run_id: str, model, dataset_name: str, X, y, history: list[dict], requirements) -> None:
-    """The part of a run only the training process can log: the Keras model and its inputs."""
-    import pandas as pd
+def _curves(history: pd.DataFrame, timestamp: int) -> list[Metric]:
+    return [Metric(CURVES[name], float(value), timestamp, int(epoch))
+            for epoch, row in history.set_index("epoch")[list(CURVES)].iterrows()
+            for name, value in row.items() if pd.notna(value)]
+
+
+def _log(client: MlflowClient, run_id: str, params: dict, metrics: list[Metric], tags: dict | None = None):
+    # log_batch splits large batches itself (MLflow's per-request limits).
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()],
+                     tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+
+
+def mark_abandoned_runs(client: MlflowClient, experiment_id: str, key: str) -> list[str]:
+    """Runs of this experiment left RUNNING by a process on this host that no longer exists
+    (killed with -9, machine crash): marked KILLED. Returns their ids."""
+    host = socket.gethostname()
+    stale = client.search_runs(
+        [experiment_id], f"tags.experiment = '{key}' and attributes.status = 'RUNNING'", max_results=1000)
+    killed = []
+    for run in stale:
+        tags = run.data.tags
+        if tags.get("host") == host and not psutil.pid_exists(int(tags.get("pid", "0"))):
+            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            killed.append(run.info.run_id)
+    return killed
+
+
+@contextmanager
+def _closing_on_failure(client: MlflowClient, run_ids: list[str]):
+    """Mark every run opened so far FAILED (KILLED on Ctrl-C) if the block raises; re-raises."""
+    try:
+        yield
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        for run_id in run_ids:
+            client.set_terminated(run_id, RunStatus.to_string(status))
+        raise
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """What one experiment execution produced, as files and tables, for its MLflow runs."""
+
+    key: str
+    params: dict  # params_by_role
+    tags: dict  # dataset, architecture, ...
+    training: dict  # training.json
+    history: pd.DataFrame  # per seed and epoch
+    per_seed: pd.DataFrame  # one row of final metrics per seed ("test.accuracy", ...)
+    summary: dict  # aggregates over seeds, flattened ("test/accuracy": mean, "test/accuracy_sd": ...)
+    representative: int  # seed index whose model and figures represent the experiment
+    model_path: Path  # that seed's .keras file
+    training_data: pd.DataFrame  # the rows the models were fitted on (x1, x2, y)
+    artifacts: list[Path]  # files and directories logged on the parent run
+    architecture_text: str
+
+
+def record(experiment_id: str, rec: ExperimentRecord) -> str:
+    """Create, fill and close the parent run and one child per seed. Returns the parent's id."""
+    client = MlflowClient()
+    mark_abandoned_runs(client, experiment_id, rec.key)
+    start, end = rec.training["started_ms"], rec.training["ended_ms"]
+    now = int(time.time() * 1000)
+    common = {"experiment": rec.key, "host": socket.gethostname(), "pid": str(os.getpid()), **rec.tags}
+    if os.environ.get("DVC_EXP_NAME"):
+        common["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    # MLflow's own context tags: source name and type, user, git commit.
+    standard = resolve_tags({"mlflow.user": getpass.getuser()})
+    parent = client.create_run(experiment_id, start_time=start, run_name=rec.key,
+                               tags=standard | common | {"role": "parent"}).info.run_id
+    opened = [parent]
+    with _closing_on_failure(client, opened):
+        mean_curves = rec.history.drop(columns="seed").groupby("epoch", as_index=False).mean()
+        _log(client, parent, rec.params, _metrics(rec.summary, now) + _curves(mean_curves, now))
+        for seed, row in rec.per_seed.set_index("seed").iterrows():
+            child = client.create_run(
+                experiment_id, start_time=start, run_name=f"{rec.key} seed {seed}",
+                tags=standard | common | {"role": "seed", "seed_index": str(seed),
+                                          "mlflow.parentRunId": parent}).info.run_id
+            opened.append(child)
+            finals = {name.replace(".", "/"): value for name, value in row.items()}
+            seed_history = rec.history[rec.history["seed"] == seed]
+            _log(client, child, rec.params | {"seed": rec.training["seeds"][int(seed)]},
+                 _metrics(finals, now) + _curves(seed_history, now))
+            client.set_terminated(child, RunStatus.to_string(RunStatus.FINISHED), end_time=end)
+        for path in rec.artifacts:
+            if path.is_dir():
+                client.log_artifacts(parent, str(path), path.name)
+            else:
+                client.log_artifact(parent, str(path))
+        client.log_text(parent, rec.architecture_text, "architecture.txt")
+        _log_model(parent, rec)
+        client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED), end_time=end)
+    return parent
+
+
+def _log_model(run_id: str, rec: ExperimentRecord) -> None:
+    """The representative seed's Keras model, named after the experiment, with its training data
+    and final metrics linked to it (MLflow 3's logged-model page shows both).
+
+    Costs measured here: importing Keras ~3 s, MLflow's check of the pinned requirements against
+    the installed packages ~1.9 s (its first call maps every installed distribution), the save
+    ~0.7 s. Accepted: it is one model per experiment, and the model page is what people open."""
+    from intuition.files import quiet_stderr
+
+    with quiet_stderr(enabled=os.environ.get("INTUITION_VERBOSE") != "1"):
+        import keras
+        import mlflow.keras
     from mlflow.models import infer_signature
 
-    log_metrics(run_id, history, step_key="epoch")
-    _skip_installed_package_scan(requirements)
-    sample = X[:20].astype("float32")
-    signature = infer_signature(sample, model(sample).numpy())
-    frame = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "y": y.astype("float64")})
+    model = keras.saving.load_model(rec.model_path)
+    sample = rec.training_data[["x1", "x2"]].to_numpy("float32")[:20]
+    dataset = mlflow.data.from_pandas(rec.training_data, name=rec.tags["dataset"], targets="y")
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(mlflow.data.from_pandas(frame, name=dataset_name, targets="y"), context="training")
-        # pip_requirements given: inferring them costs ~5 s per model
-        mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=requirements)
-        # Leave the run open (RUNNING) for evaluate@, which completes it.
-        mlflow.end_run(status=RunStatus.to_string(RunStatus.RUNNING))
+        mlflow.log_input(dataset, context="training")
+        info = mlflow.keras.log_model(
+            model, name=rec.key, signature=infer_signature(sample, model(sample).numpy()),
+            pip_requirements=rec.training["requirements"], params=rec.params,
+            tags={"representative_seed": str(rec.representative)})
+        finals = {k: v for k, v in rec.summary.items() if not k.endswith(("_sd", "_min", "_max", "_low", "_high"))}
+        mlflow.log_metrics(finals, model_id=info.model_id, dataset=dataset)

@@ -48,3 +48,11 @@ class Grid:
     def reshape(self, values: np.ndarray) -> np.ndarray:
         """Per-point values (rows * cols, ...) back onto the grid: (rows, cols, ...)."""
         return np.asarray(values).reshape(*self.xx.shape, *np.shape(values)[1:])
+
+
+@dataclass(frozen=True)
+class FitSplit:
+    """The training rows cut as Keras' `validation_split` cuts them: fitted rows, then validation rows."""
+
+    fit: Points
+    val: Points

@@ -1,84 +1,108 @@
-"""evaluate@<experiment>: score the trained model, draw its figures, and complete its MLflow run.
+"""evaluate@<experiment>: score every seed's model, draw the experiment's figures, record its MLflow runs.
 
-Scoring, drawing and recording share one process: each is about a second of imports, and as
-three stages they cost 8 s per experiment instead of 4. The forward pass is NumPy (no TensorFlow).
+Reads what train@ wrote (models/<experiment>/) and the dataset; writes results/<experiment>/, which
+is all that report reads. The forward pass is NumPy; TensorFlow is imported only to log the
+representative seed's model to MLflow in its Keras flavour.
 """
 
 import numpy as np
+import pandas as pd
 
-from intuition import figures, files, tracking
-from intuition.config import ExperimentSpec, Params, load_stage
+from intuition import figures, files, metrics, tracking
+from intuition.config import load_stage
 from intuition.datasets import split_validation
-from intuition.metrics import confusion, evaluation, make_grid
-from intuition.network import load_layers, predict_grid, predict_proba
+from intuition.network import load_layers, predict_proba
 
-
-def predict_splits(spec: ExperimentSpec, layers, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Labels and predicted probabilities of train, val and test: the rows of `data`, in order."""
-    X, y, X_test, y_test = data
-    x_fit, y_fit, x_val, y_val = split_validation(X, y, spec.validation_split)
-    parts = {"train": (x_fit, y_fit), "val": (x_val, y_val), "test": (X_test, y_test)}
-    return {name: (labels, predict_proba(layers, x)) for name, (x, labels) in parts.items()}
-
-
-def draw(key: str, spec: ExperimentSpec, data, splits, grid, grid_proba, history, metrics) -> dict:
-    X, y, X_test, y_test = data
-    all_X, all_y = np.vstack([X, X_test]), np.concatenate([y, y_test])
-    predicted = np.concatenate([proba.argmax(axis=1) for _, proba in splits.values()])
-    return {
-        "training_curves": figures.training_curves(history, key, metrics["training"]["diverged_at_epoch"]),
-        "true_vs_predicted": figures.true_vs_predicted(
-            all_X, all_y, predicted, key, float((predicted == all_y).mean())),
-        "probability_maps": figures.probability_maps(grid, grid_proba, all_X, all_y, key, spec.is_binary),
-        "decision_regions": figures.decision_regions(
-            grid, grid_proba, X, y, X_test, y_test, splits["test"][1].argmax(axis=1), key,
-            metrics["test"]["accuracy"]),
-        "architecture": figures.architecture_diagram(
-            [{"units": l.units, "activation": l.activation, "params": n}
-             for l, n in zip(spec.layers, spec.parameter_counts())], key),
-    }
-
-
-def plot_grid(params: Params, data):
-    X, _, X_test, _ = data
-    return make_grid(np.vstack([X, X_test]), params.plots.grid_resolution, params.plots.margin)
+METRIC_COLUMNS = [f"{split}.{name}" for split in metrics.SPLITS for name in ("accuracy", "log_loss")] + [
+    "sharpness.mean_max_probability", "sharpness.mean_entropy"]
 
 
 def main() -> None:
     params, key = load_stage("experiments")
-    spec, out = params.experiments[key], files.ExperimentFiles(key)
-    opened = files.read_json(out.run)
-    tracking.exit_if_unavailable(params.mlflow.experiment_name)
-    run_id = tracking.require_run(opened["run_id"], key)
-    data = files.read_splits(spec.dataset)
-    layers = load_layers(out.model)
+    spec, trained, out = params.experiments[key], files.TrainOutputs(key), files.EvaluateOutputs(key)
+    experiment_id = tracking.exit_if_unavailable(params.mlflow.experiment_name)
+    training = files.read_json(trained.training)
+    history = files.read_csv(trained.history)
+    splits = files.read_splits(spec.dataset)
+    cut = split_validation(splits.train, spec.validation_split)
+    labelled = {"train": cut.fit, "val": cut.val, "test": splits.test}
+    grid = metrics.make_grid(splits.all.X, params.plots.grid_resolution, params.plots.margin)
+    n_seeds = len(training["seeds"])
 
-    with tracking.failing_marks_run(run_id):
-        grid = plot_grid(params, data)
-        grid_proba = predict_grid(layers, grid)
-        splits = predict_splits(spec, layers, data)
-        metrics = evaluation(splits, grid_proba)
-        diverged_at = opened["diverged_at_epoch"]
-        metrics["training"] = {"diverged": diverged_at is not None, "diverged_at_epoch": diverged_at}
-        drawings = draw(key, spec, data, splits, grid, grid_proba, files.read_table(out.history), metrics)
+    # Compute: every seed's probabilities on each split and over the grid, its metrics.
+    models = [load_layers(trained.model(i)) for i in range(n_seeds)]
+    probas = [{split: predict_proba(m, points.X) for split, points in labelled.items()} for m in models]
+    grid_probas = np.stack([grid.reshape(predict_proba(m, grid.points)) for m in models])
+    untrained = history[history["epoch"] == 0].set_index("seed")["loss"]
+    per_seed = pd.DataFrame([
+        {"seed": i, **metrics.seed_row(labelled, probas[i], grid_probas[i], untrained[i],
+                                       training["diverged_at_epoch"][i])}
+        for i in range(n_seeds)])
+    rep = metrics.representative_seed(per_seed)
+    summary = {
+        "seeds": n_seeds, "learned_seeds": int(per_seed["learned"].sum()),
+        "diverged_seeds": int(per_seed["diverged_at_epoch"].notna().sum()), "representative_seed": rep,
+        **metrics.aggregate(per_seed, METRIC_COLUMNS),
+        "agreement": {"all_seeds_agree": metrics.agreement(grid_probas)},
+    }
+    test_pred = probas[rep]["test"].argmax(axis=1)
 
-        X_test, y_test = data[2:]
-        predicted = splits["test"][1].argmax(axis=1)
-        n_classes = params.dataset_of(key).n_classes
-        files.write_json(out.metrics, metrics)
-        files.write_table(out.confusion, [f"predicted_{k}" for k in range(n_classes)],
-                          confusion(y_test, predicted, n_classes))
-        files.write_table(out.test_predictions, ["x1", "x2", "actual", "predicted"],
-                          np.column_stack([X_test, y_test, predicted]))
-        with files.atomic_path(out.figures) as tmp:
-            tmp.mkdir()
-            for name, fig in drawings.items():
-                fig.savefig(tmp / f"{name}.png", dpi=params.plots.dpi)
-        tracking.complete_run(run_id, metrics, out, spec.summary())
+    # Draw: one model's figures from the representative seed, the others over all seeds.
+    note = f"representative seed {rep} of {n_seeds} (median validation loss)"
+    view = figures.RegionsView(grid, grid_probas[rep], splits.train, splits.test, test_pred,
+                               float(per_seed.loc[rep, "test.accuracy"]))
+    all_pred = np.concatenate([predict_proba(models[rep], splits.train.X).argmax(axis=1), test_pred])
+    drawings = {
+        "training_curves": figures.training_curves(history, key, representative_seed=rep),
+        "seed_agreement": figures.seed_agreement(grid, grid_probas, splits.all, key),
+        "decision_regions": figures.decision_regions(view, key, subtitle=note),
+        "probability_maps": figures.probability_maps(grid, grid_probas[rep], splits.all, key, spec.is_binary,
+                                                     subtitle=note),
+        "true_vs_predicted": figures.true_vs_predicted(splits.all, all_pred, key, subtitle=note),
+        "architecture": figures.architecture_diagram(
+            [figures.LayerBox(l.units, l.activation, n) for l, n in zip(spec.layers, spec.parameter_counts())],
+            key, standardized=spec.inputs == "standardized"),
+    }
 
-    print(f"{key}: accuracy train {metrics['train']['accuracy']:.3f}  val {metrics['val']['accuracy']:.3f}  "
-          f"test {metrics['test']['accuracy']:.3f}" + ("  (DIVERGED)" if diverged_at else "")
-          + f"; MLflow run {run_id} complete")
+    # Write: every output complete or not at all.
+    n_classes = params.dataset_of(key).n_classes
+    files.write_json(out.metrics, summary)
+    files.write_csv(out.seeds, per_seed)
+    files.write_csv(out.confusion, metrics.confusion(splits.test.y, test_pred, n_classes))
+    files.write_csv(out.test_predictions, pd.DataFrame(
+        {"x1": splits.test.X[:, 0], "x2": splits.test.X[:, 1], "actual": splits.test.y, "predicted": test_pred}),
+        rounded=False)
+    with files.atomic_path(out.regions) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, xx=grid.xx, yy=grid.yy, proba=grid_probas[rep].astype(np.float32),
+                                train_X=splits.train.X, train_y=splits.train.y, test_X=splits.test.X,
+                                test_y=splits.test.y, test_pred=test_pred)
+    with files.atomic_path(out.figures) as tmp:
+        tmp.mkdir()
+        for name, fig in drawings.items():
+            fig.savefig(tmp / f"{name}.png", dpi=params.plots.dpi)
+
+    # Record: the parent run and one child per seed, from the files just written.
+    flat = {f"{split}/{name}{'' if stat == 'mean' else '_' + stat}": value
+            for split, names in summary.items() if isinstance(names, dict)
+            for name, stats in names.items()
+            for stat, value in (stats.items() if isinstance(stats, dict) else [("mean", stats)])}
+    flat |= {"seeds/learned": summary["learned_seeds"], "seeds/diverged": summary["diverged_seeds"]}
+    run_id = tracking.record(experiment_id, tracking.ExperimentRecord(
+        key=key, params=tracking.params_by_role(spec, params.dataset_of(key), params.seed, n_seeds),
+        tags={"dataset": spec.dataset, "architecture": spec.architecture(),
+              "dvc_stages": f"train@{key}, evaluate@{key}"},
+        training=training, history=history, per_seed=per_seed, summary=flat, representative=rep,
+        model_path=trained.model(rep),
+        training_data=pd.DataFrame({"x1": cut.fit.X[:, 0], "x2": cut.fit.X[:, 1], "y": cut.fit.y.astype(float)}),
+        artifacts=[out.metrics, out.seeds, trained.history, out.confusion, out.figures],
+        architecture_text=spec.summary(),
+    ))
+
+    test = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
+    failed = n_seeds - summary["learned_seeds"]
+    print(f"{key}: test accuracy {test['mean']:.3f} ± {test['sd']:.3f} over {n_seeds} seeds"
+          + (f"  ({failed} FAILED TO LEARN)" if failed else "") + f"; MLflow run {run_id}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,10 @@ from intuition.datasets import make_dataset, split_test
 def main() -> None:
     params, name = load_stage("datasets")
     spec = params.datasets[name]
-    X, y = make_dataset(spec, params.seed)
-    X_train, X_test, y_train, y_test = split_test(X, y, spec.test_fraction, params.seed)
-    files.write_dataset(files.dataset_file(name, "train"), X_train, y_train)
-    files.write_dataset(files.dataset_file(name, "test"), X_test, y_test)
-    print(f"{name}: {len(y_train)} train rows, {len(y_test)} test rows, {spec.n_classes} classes")
+    splits = split_test(make_dataset(spec, params.seed), spec.test_fraction, params.seed)
+    files.write_points(files.dataset_file(name, "train"), splits.train)
+    files.write_points(files.dataset_file(name, "test"), splits.test)
+    print(f"{name}: {len(splits.train)} train rows, {len(splits.test)} test rows, {spec.n_classes} classes")
 
 
 if __name__ == "__main__":

@@ -1,63 +1,83 @@
-"""report: a gallery of every experiment's decision regions, a leaderboard of their scores, and
-whether each finding of findings.yaml holds."""
+"""report: a gallery of every experiment's decision regions, a leaderboard of their scores over seeds,
+and whether each finding of findings.yaml holds. Reads only what the evaluate stages wrote (results/)."""
+
+import numpy as np
 
 from intuition import figures, files
 from intuition.config import load_or_exit, user_errors
-from stages.evaluate import plot_grid
 from intuition.findings import evaluate as check_findings
-from intuition.findings import load_findings, to_markdown
-from intuition.network import load_layers, predict_grid, predict_proba
+from intuition.findings import failures, knobs_of, load_findings_for, to_markdown
+from intuition.types import Grid, Points
 
 
-def leaderboard(rows: list[dict], datasets: list[str]) -> str:
-    header = ("| experiment | dataset | architecture | params | val acc | test acc | "
-              "val loss | test loss | sharpness | status |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|")
-    lines = [header]
-    for r in sorted(rows, key=lambda r: (datasets.index(r["dataset"]), -r["test_accuracy"])):
+def status(summary: dict) -> str:
+    failed = summary["seeds"] - summary["learned_seeds"]
+    if failed:
+        return f"{failed}/{summary['seeds']} seeds FAILED TO LEARN"
+    return "ok"
+
+
+def fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def mean_sd(summary: dict, split: str, name: str) -> str:
+    stats = summary.get(split, {}).get(name)
+    return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
+
+
+def leaderboard(summaries: dict[str, dict], params) -> str:
+    lines = [f"Mean ± sd over {params.seeds} seeds; sharpness is the mean winning-class probability over "
+             "the plotted region; agreement is the share of that region where every seed predicts the same class.",
+             "",
+             "| experiment | dataset | architecture | inputs | params | val acc | test acc | sharpness | agreement | status |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    datasets = list(params.datasets)
+    order = sorted(summaries, key=lambda k: (datasets.index(params.experiments[k].dataset),
+                                            -summaries[k].get("test", {}).get("accuracy", {}).get("mean", 0)))
+    for key in order:
+        spec, s = params.experiments[key], summaries[key]
         lines.append(
-            f"| {r['key']} | {r['dataset']} | {r['architecture']} | {r['params']} | "
-            f"{r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['val_loss']:.3f} | "
-            f"{r['test_loss']:.3f} | {r['sharpness']:.3f} | {r['status']} |"
-        )
+            f"| {key} | {spec.dataset} | {spec.architecture()}, {spec.optimizer} {spec.learning_rate} | {spec.inputs} | "
+            f"{sum(spec.parameter_counts())} | {mean_sd(s, 'val', 'accuracy')} | {mean_sd(s, 'test', 'accuracy')} | "
+            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {fmt(s['agreement']['all_seeds_agree'])} | {status(s)} |")
     return "\n".join(lines) + "\n"
+
+
+def gallery_panel(key: str, summary: dict) -> figures.GalleryPanel:
+    with np.load(files.EvaluateOutputs(key).regions) as r:
+        view = figures.RegionsView(
+            Grid(r["xx"], r["yy"]), r["proba"], Points(r["train_X"], r["train_y"]),
+            Points(r["test_X"], r["test_y"]), r["test_pred"], float((r["test_pred"] == r["test_y"]).mean()))
+    accuracy = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
+    return figures.GalleryPanel(key, view, accuracy["mean"], accuracy["sd"], status(summary))
 
 
 def main() -> None:
     params = load_or_exit()
     with user_errors():
-        findings = load_findings()
-    rows, panels, measured = [], {}, {}
+        findings = load_findings_for(params)
+    summaries = {key: files.read_json(files.EvaluateOutputs(key).metrics) for key in params.experiments}
+    per_seed = {key: files.read_csv(files.EvaluateOutputs(key).seeds) for key in params.experiments}
+
+    rows: dict[str, list] = {}
     for key, spec in params.experiments.items():
-        out = files.ExperimentFiles(key)
-        metrics = measured[key] = files.read_json(out.metrics)
-        layers = load_layers(out.model)
-        X, y, X_test, y_test = data = files.read_splits(spec.dataset)
-        grid = plot_grid(params, data)
-        proba = predict_grid(layers, grid)
-        diverged_at = metrics["training"]["diverged_at_epoch"]
-        panels.setdefault(spec.dataset, []).append({
-            "grid": grid, "proba": proba, "X_train": X, "y_train": y, "X_test": X_test,
-            "y_test": y_test, "y_test_pred": predict_proba(layers, X_test).argmax(axis=1),
-            "title": key, "test_accuracy": metrics["test"]["accuracy"], "diverged": diverged_at is not None,
-        })
-        rows.append({
-            "key": key, "dataset": spec.dataset, "architecture": spec.architecture(),
-            "params": sum(spec.parameter_counts()),
-            "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
-            "val_loss": metrics["val"]["log_loss"], "test_loss": metrics["test"]["log_loss"],
-            "sharpness": metrics["sharpness"]["mean_max_probability"],
-            "status": f"DIVERGED at epoch {diverged_at}" if diverged_at else "ok",
-        })
-    gallery = figures.gallery(list(panels.values()), "Classification Intuition, rows: datasets")
+        rows.setdefault(spec.dataset, []).append(gallery_panel(key, summaries[key]))
+    gallery = figures.gallery(list(rows.values()),
+                              f"Classification Intuition: representative seed of {params.seeds}, rows: datasets")
     with files.atomic_path(files.REPORT / "gallery.png") as tmp:
         gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
-    table = leaderboard(rows, list(params.datasets))
+
+    table = leaderboard(summaries, params)
     files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + table)
-    outcomes = check_findings(findings, measured)
+    with user_errors():
+        outcomes = check_findings(findings, per_seed, knobs_of(params))
     files.write_text(files.REPORT / "findings.md", "# Findings\n\n" + to_markdown(outcomes))
     print(table)
     for outcome in outcomes:
-        print(f"finding {outcome.finding.id}: {outcome.status}")
+        print(f"finding {outcome.finding.id}: {outcome.short_verdict()}")
+    for line in failures(outcomes):
+        print(f"  check: {line}")
 
 
 if __name__ == "__main__":

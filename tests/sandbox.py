@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent  # the venv's bin: dvc and mlflow live next to
 def tracked_files() -> list[str]:
     """The project as git knows it (committed or staged), without generated outputs."""
     out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [f for f in out.stdout.splitlines() if not f.startswith(("results/", "report/", "data/"))
+    return [f for f in out.stdout.splitlines() if not f.startswith(("results/", "report/", "data/", "models/"))
             and f != "dvc.lock" and (ROOT / f).exists()]
 
 
@@ -37,9 +37,9 @@ def run(project: Path, *args: str, check: bool = True, timeout: float = 1800, **
     return result
 
 
-def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = None) -> Path:
-    """Copy the project into `tmp`, set every experiment's epochs, keep only `experiments` (and
-    the datasets they use), and commit it in a fresh git repo."""
+def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = None, seeds: int = 2) -> Path:
+    """Copy the project into `tmp`, set every experiment's epochs and the number of seeds, keep only
+    `experiments` (and the datasets they use), and commit it in a fresh git repo."""
     project = tmp / "project"
     for name in tracked_files():
         target = project / name
@@ -53,6 +53,7 @@ def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = Non
             params["datasets"] = {k: v for k, v in params["datasets"].items() if k in used}
         for spec in params["experiments"].values():
             spec["epochs"] = epochs
+        params["seeds"] = seeds
 
     edit_params(project, shrink)
     run(project, "git", "init", "-q")

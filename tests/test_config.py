@@ -1,9 +1,10 @@
 """params.yaml validation: the real file parses, and every kind of bad input fails with a ParamsError
-whose message is one line naming the full key path, the bad value and what is allowed."""
+whose message is one line naming the full key path, the bad value and what is allowed; and what an
+experiment is made of (architecture, knobs)."""
 
 import pytest
 
-from intuition.config import ExperimentSpec, ParamsError, load_params, parse_params
+from intuition.config import KNOBS, ExperimentSpec, ParamsError, load_params, parse_params
 
 from conftest import PARAMS_YAML, SMALL_EPOCHS
 
@@ -48,6 +49,8 @@ def test_the_projects_params_parse(params_dict):
     for key, experiment in params.experiments.items():
         assert params.dataset_of(key) is params.datasets[experiment.dataset]
         assert experiment.epochs == params_dict["experiments"][key]["epochs"]
+        assert experiment.inputs == params_dict["experiments"][key].get("inputs", "raw")
+    assert params.seeds == params_dict["seeds"]
 
 
 def test_load_params_reads_the_same_as_parse_params(params_dict):
@@ -57,6 +60,25 @@ def test_load_params_reads_the_same_as_parse_params(params_dict):
 def test_small_params_fixture_sets_every_epochs(small_params):
     params = parse_params(small_params)
     assert {e.epochs for e in params.experiments.values()} == {SMALL_EPOCHS}
+
+
+def test_seeds_defaults_to_5(params_dict):
+    del params_dict["seeds"]
+    assert parse_params(params_dict).seeds == 5
+
+
+@pytest.mark.parametrize("seeds", [1, 12])
+def test_any_positive_number_of_seeds_is_allowed(params_dict, seeds):
+    params_dict["seeds"] = seeds
+    assert parse_params(params_dict).seeds == seeds
+
+
+def test_inputs_defaults_to_raw_and_allows_standardized(params_dict):
+    experiment = params_dict["experiments"][EXP]
+    experiment.pop("inputs", None)
+    assert parse_params(params_dict).experiments[EXP].inputs == "raw"
+    experiment["inputs"] = "standardized"
+    assert parse_params(params_dict).experiments[EXP].inputs == "standardized"
 
 
 # ---------------------------------------------------------------------------------- bad input
@@ -107,6 +129,12 @@ BAD_INPUT = [
     pytest.param(("datasets", "linear", "kind"), "circles",
                  ["datasets.linear.kind: 'circles' is not allowed", "classification, bands, spiral"],
                  id="unknown-dataset-kind"),
+    *[pytest.param(("seeds",), v, [f"params.yaml: seeds: {v!r} is not allowed", "use a whole number, 1 or more"],
+                   id=f"seeds={v!r}")
+      for v in (0, -1, 2.5, "five", True)],
+    *[pytest.param(("experiments", EXP, "inputs"), v,
+                   [f"{E}.inputs: {v!r} is not allowed", "use one of: raw, standardized"], id=f"inputs={v!r}")
+      for v in ("normalized", "Standardized", None)],
 ]
 
 
@@ -193,10 +221,10 @@ def test_load_params_schema_errors_name_the_file_read(tmp_path):
 # ---------------------------------------------------------------------------------- architecture()
 
 
-def _spec(*layers: tuple[str, int]) -> ExperimentSpec:
-    return ExperimentSpec(
-        dataset="any", optimizer="sgd", learning_rate=0.1, epochs=1, batch_size=1, validation_split=0.2,
-        layers=[{"activation": activation, "units": units} for activation, units in layers])
+def _spec(*layers: tuple[str, int], **fields) -> ExperimentSpec:
+    defaults = dict(dataset="any", optimizer="sgd", learning_rate=0.1, epochs=1, batch_size=1, validation_split=0.2)
+    return ExperimentSpec(layers=[{"activation": activation, "units": units} for activation, units in layers],
+                          **defaults | fields)
 
 
 @pytest.mark.parametrize("layers, expected", [
@@ -221,3 +249,36 @@ def test_every_experiment_architecture_lists_each_layer(params_dict):
 ])
 def test_is_binary_means_one_sigmoid_unit(layers, binary):
     assert _spec(*layers).is_binary is binary
+
+
+# ---------------------------------------------------------------------------------- knobs()
+
+
+def test_knobs_of_a_one_hidden_layer_relu_network():
+    spec = _spec(("relu", 100), ("softmax", 3), dataset="spiral_hard", optimizer="adam", learning_rate=0.01,
+                 epochs=500, batch_size=32, validation_split=0.2)
+    assert spec.knobs() == {
+        "dataset": "spiral_hard", "depth": 1, "width": "100", "activation": "relu", "output": "softmax 3",
+        "optimizer": "adam", "learning_rate": 0.01, "batch_size": 32, "epochs": 500,
+        "validation_split": 0.2, "inputs": "raw",
+    }
+
+
+def test_knobs_of_a_perceptron_have_no_hidden_width_or_activation():
+    spec = _spec(("sigmoid", 1), dataset="linear", learning_rate=0.09, epochs=500, batch_size=32,
+                 validation_split=0.3, inputs="standardized")
+    assert spec.knobs() == {
+        "dataset": "linear", "depth": 0, "width": "none", "activation": "none", "output": "sigmoid 1",
+        "optimizer": "sgd", "learning_rate": 0.09, "batch_size": 32, "epochs": 500,
+        "validation_split": 0.3, "inputs": "standardized",
+    }
+
+
+def test_knobs_of_mixed_hidden_layers_list_each_layer():
+    knobs = _spec(("relu", 10), ("tanh", 5), ("softmax", 3)).knobs()
+    assert (knobs["depth"], knobs["width"], knobs["activation"]) == (2, "10-5", "relu-tanh")
+
+
+def test_every_experiment_has_exactly_the_knobs_in_knobs_order(params_dict):
+    for key, spec in parse_params(params_dict).experiments.items():
+        assert tuple(spec.knobs()) == KNOBS, key

@@ -5,6 +5,7 @@ import pytest
 
 from intuition.config import BandsData, ClassificationData, SpiralData, load_params
 from intuition.datasets import make_bands, make_dataset, make_linear, make_spiral, split_test, split_validation
+from intuition.types import FitSplit, Points, Splits
 
 from conftest import PARAMS_YAML
 
@@ -13,8 +14,13 @@ SEED = PARAMS.seed
 DATASETS = list(PARAMS.datasets)
 
 
-def _make(name, seed=SEED):
+def _make(name, seed=SEED) -> Points:
     return make_dataset(PARAMS.datasets[name], seed)
+
+
+def _assert_same(a: Points, b: Points) -> None:
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
 
 
 def _rows(X, y=None):
@@ -48,7 +54,10 @@ def _rotation(angle):
 @pytest.mark.parametrize("name", DATASETS)
 def test_shape_dtype_and_labels(name):
     spec = PARAMS.datasets[name]
-    X, y = _make(name)
+    points = _make(name)
+    assert isinstance(points, Points)
+    X, y = points.X, points.y
+    assert len(points) == len(X) == len(y)
     counts = np.bincount(y)
     assert X.shape == (len(y), 2) and X.dtype == np.float64 and np.isfinite(X).all()
     assert y.dtype == np.int64
@@ -63,7 +72,7 @@ def test_shape_dtype_and_labels(name):
 
 def test_the_projects_dataset_sizes():
     """The sizes the study is described with (params.yaml)."""
-    sizes = {name: np.bincount(_make(name)[1]).tolist() for name in DATASETS}
+    sizes = {name: np.bincount(_make(name).y).tolist() for name in DATASETS}
     assert sum(sizes["linear"]) == 500 and len(sizes["linear"]) == 2
     assert sizes["bands"] == [500, 500]
     assert sizes["spiral_easy"] == sizes["spiral_hard"] == [300, 300, 300]
@@ -71,21 +80,20 @@ def test_the_projects_dataset_sizes():
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_make_dataset_is_the_generator_output_shuffled(name):
-    X, y = _make(name)
+    points = _make(name)
     X0, y0 = _generate(PARAMS.datasets[name])
-    assert not np.array_equal(y, y0)  # the order changed ...
-    np.testing.assert_array_equal(_rows(X, y), _rows(X0, y0))  # ... and nothing else
+    assert not np.array_equal(points.y, y0)  # the order changed ...
+    np.testing.assert_array_equal(_rows(points.X, points.y), _rows(X0, y0))  # ... and nothing else
 
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_same_seed_same_dataset(name):
-    for a, b in zip(_make(name), _make(name)):
-        np.testing.assert_array_equal(a, b)
+    _assert_same(_make(name), _make(name))
 
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_different_seed_different_order(name):
-    (X1, y1), (X2, y2) = _make(name, SEED), _make(name, SEED + 1)
+    (X1, y1), (X2, y2) = [(p.X, p.y) for p in (_make(name, SEED), _make(name, SEED + 1))]
     assert not np.array_equal(X1, X2)
     assert np.array_equal(np.bincount(y1), np.bincount(y2))
     if isinstance(PARAMS.datasets[name], SpiralData):
@@ -106,7 +114,8 @@ def test_bands_class_1_is_class_0_shifted_by_offset(name):
     np.testing.assert_array_equal(y, np.repeat([0, 1], spec.n_samples))
     np.testing.assert_array_equal(X[y == 1], X[y == 0] + [0.0, spec.offset])
     # the shift survives make_dataset's shuffle: the same sets of points
-    Xs, ys = make_dataset(spec, SEED)
+    shuffled = make_dataset(spec, SEED)
+    Xs, ys = shuffled.X, shuffled.y
     np.testing.assert_allclose(_rows(Xs[ys == 1]), _rows(Xs[ys == 0] + [0.0, spec.offset]))
 
 
@@ -134,24 +143,52 @@ def test_spiral_noise_has_the_requested_scale():
 @pytest.mark.parametrize("name", DATASETS)
 def test_split_test_is_stratified_sized_and_disjoint(name):
     spec = PARAMS.datasets[name]
-    X, y = _make(name)
+    points = _make(name)
+    X, y = points.X, points.y
     assert len(np.unique(X, axis=0)) == len(X)  # rows are distinct, so row sets identify rows
-    X_train, X_test, y_train, y_test = split_test(X, y, spec.test_fraction, SEED)
-    n_test = len(y_test)
+    splits = split_test(points, spec.test_fraction, SEED)
+    assert isinstance(splits, Splits) and isinstance(splits.train, Points) and isinstance(splits.test, Points)
+    n_test = len(splits.test)
     assert abs(n_test - len(y) * spec.test_fraction) < 1
-    assert len(y_train) + n_test == len(y)
+    assert len(splits.train) + n_test == len(y)
+    # stratified: each class's share of the test part is its share of the whole, to within a row
     expected = np.bincount(y) / len(y) * n_test
-    assert np.all(np.abs(np.bincount(y_test, minlength=spec.n_classes) - expected) <= 1)
+    assert np.all(np.abs(np.bincount(splits.test.y, minlength=spec.n_classes) - expected) <= 1)
     # disjoint and complete, with every row keeping its label
-    np.testing.assert_array_equal(
-        _rows(np.vstack([X_train, X_test]), np.concatenate([y_train, y_test])), _rows(X, y))
+    np.testing.assert_array_equal(_rows(splits.all.X, splits.all.y), _rows(X, y))
 
 
-def test_split_test_is_deterministic():
-    X, y = _make("spiral_easy")
-    first, second = split_test(X, y, 0.2, SEED), split_test(X, y, 0.2, SEED)
-    for a, b in zip(first, second):
-        np.testing.assert_array_equal(a, b)
+def test_split_test_stratifies_an_unbalanced_dataset():
+    """9:1 classes: a random (unstratified) 20 % would often hold 0, 1, 3 or more of the 2 expected."""
+    y = np.array([0] * 90 + [1] * 10)
+    points = Points(np.arange(200, dtype=float).reshape(100, 2), y)
+    for seed in range(5):
+        assert np.bincount(split_test(points, 0.2, seed).test.y).tolist() == [18, 2]
+
+
+def test_split_test_is_deterministic_and_depends_on_the_seed():
+    points = _make("spiral_easy")
+    first, second = split_test(points, 0.2, SEED), split_test(points, 0.2, SEED)
+    _assert_same(first.train, second.train)
+    _assert_same(first.test, second.test)
+    other = split_test(points, 0.2, SEED + 1)
+    assert not np.array_equal(_rows(first.test.X), _rows(other.test.X))
+
+
+def test_splits_all_is_train_then_test():
+    splits = split_test(_make("linear"), 0.2, SEED)
+    everything = splits.all
+    n = len(splits.train)
+    _assert_same(everything[:n], splits.train)
+    _assert_same(everything[n:], splits.test)
+
+
+def test_points_index_rows_and_keep_x_and_y_together():
+    points = Points(np.arange(10.0).reshape(5, 2), np.array([0, 1, 2, 1, 0]))
+    picked = points[np.array([4, 1])]
+    assert isinstance(picked, Points) and len(picked) == 2
+    np.testing.assert_array_equal(picked.X, [[8.0, 9.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(picked.y, [0, 1])
 
 
 # ---------------------------------------------------------------------------------- split_validation
@@ -160,19 +197,30 @@ def test_split_test_is_deterministic():
 @pytest.mark.parametrize("key", list(PARAMS.experiments))
 def test_split_validation_takes_the_last_rows(key):
     spec = PARAMS.experiments[key]
-    X, y = _make(spec.dataset)
-    X, _, y, _ = split_test(X, y, PARAMS.datasets[spec.dataset].test_fraction, SEED)
-    X_fit, y_fit, X_val, y_val = split_validation(X, y, spec.validation_split)
-    cut = len(y_fit)
-    assert abs(len(y_val) - len(y) * spec.validation_split) <= 1
-    np.testing.assert_array_equal(X_fit, X[:cut])
-    np.testing.assert_array_equal(y_fit, y[:cut])
-    np.testing.assert_array_equal(X_val, X[cut:])
-    np.testing.assert_array_equal(y_val, y[cut:])
+    train = split_test(_make(spec.dataset), PARAMS.datasets[spec.dataset].test_fraction, SEED).train
+    cut = split_validation(train, spec.validation_split)
+    assert isinstance(cut, FitSplit)
+    n_fit = len(cut.fit)
+    assert n_fit + len(cut.val) == len(train)
+    assert abs(len(cut.val) - len(train) * spec.validation_split) <= 1
+    _assert_same(cut.fit, train[:n_fit])
+    _assert_same(cut.val, train[n_fit:])
 
 
-@pytest.mark.parametrize("n, fraction", [(1, 0.5), (10, 1.0)])
+@pytest.mark.parametrize("n, fraction, n_fit", [
+    (10, 0.3, 7),
+    (720, 0.3, 503),  # 720 * (1 - 0.3) = 503.99999999999994: Keras floors it, and so must we
+    (7, 0.5, 3),
+])
+def test_split_validation_cuts_where_keras_cuts(n, fraction, n_fit):
+    """Keras' fit(validation_split=f) fits on rows [:floor(n * (1 - f))] and validates on the rest."""
+    cut = split_validation(Points(np.zeros((n, 2)), np.arange(n)), fraction)
+    assert cut.fit.y.tolist() == list(range(n_fit))
+    assert cut.val.y.tolist() == list(range(n_fit, n))
+
+
+@pytest.mark.parametrize("n, fraction", [(1, 0.5), (10, 1.0), (10, 0.0), (3, 0.9)])
 def test_split_validation_rejects_an_empty_part(n, fraction):
-    X, y = np.zeros((n, 2)), np.zeros(n, dtype=int)
-    with pytest.raises(ValueError, match="leaves an empty part"):
-        split_validation(X, y, fraction)
+    points = Points(np.zeros((n, 2)), np.zeros(n, dtype=int))
+    with pytest.raises(ValueError, match=f"validation_split={fraction} leaves an empty part of {n} rows"):
+        split_validation(points, fraction)

@@ -1,12 +1,23 @@
-"""Every figure builds from synthetic arrays, saves to a readable, non-blank PNG and names its experiment."""
+"""Every figure builds from synthetic arrays, saves to a readable, non-blank PNG and names its
+experiment; and the parts that compute something (bands over seeds, agreement between seeds, region
+colours, gallery notes) show what they should."""
+
+import re
 
 import matplotlib.image as mpimg
 import numpy as np
+import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgb
 
 from intuition import figures
+from intuition.figures import GalleryPanel, LayerBox, RegionsView
+from intuition.types import Grid, Points
 
 KEY = "blobs_relu_2x10"
+SEED_NOTE = "representative seed 2 of 5 (median validation loss)"
 
 
 def _softmax(z):
@@ -14,36 +25,49 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _dataset(n_classes, seed=0):
+def _dataset(n_classes, seed=0) -> RegionsView:
     """Gaussian blobs, a grid fitted to them and a fake model: a softmax of linear functions."""
     rng = np.random.default_rng(seed)
     centres = np.array([[-2.0, 0.0], [2.0, 0.5], [0.0, 2.5]])[:n_classes]
     y = np.repeat(np.arange(n_classes), 60)
     X = centres[y] + rng.normal(scale=0.9, size=(len(y), 2))
     lo, hi = X.min(0) - 0.5, X.max(0) + 0.5
-    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], 60), np.linspace(lo[1], hi[1], 60))
+    grid = Grid(*np.meshgrid(np.linspace(lo[0], hi[0], 60), np.linspace(lo[1], hi[1], 60)))
 
     def proba_of(points):
         return _softmax(points @ (1.5 * centres.T) - 0.75 * (centres**2).sum(1))
 
-    proba = proba_of(np.stack([xx, yy], axis=-1))
     test = rng.random(len(y)) < 0.25
     y_pred = proba_of(X[test]).argmax(-1)
-    return dict(grid=(xx, yy), proba=proba, X_train=X[~test], y_train=y[~test], X_test=X[test], y_test=y[test],
-                y_test_pred=y_pred, title=KEY, test_accuracy=float((y_pred == y[test]).mean()))
+    return RegionsView(grid=grid, proba=grid.reshape(proba_of(grid.points)), train=Points(X[~test], y[~test]),
+                       test=Points(X[test], y[test]), test_pred=y_pred,
+                       test_accuracy=float((y_pred == y[test]).mean()))
 
 
-def _history(epochs=50, nan_from=None):
-    e = np.arange(1, epochs + 1, dtype=float)
-    h = dict(epoch=e, loss=1 / e, accuracy=1 - 0.5 / e, val_loss=1.1 / e, val_accuracy=1 - 0.6 / e)
-    if nan_from is not None:
-        for k in ("loss", "val_loss"):
-            h[k][nan_from - 1 :] = np.nan
-    return h
+def _history(n_seeds=5, epochs=50, diverged=None) -> pd.DataFrame:
+    """Epochs 0..E per seed, seed s a little worse than seed s-1; `diverged` = {seed: epoch}: that
+    seed's losses are NaN at that epoch and it has no rows after, as the trainer writes it."""
+    frames = []
+    for s in range(n_seeds):
+        e = np.arange(epochs + 1, dtype=float)
+        w = 1 + 0.1 * s
+        h = pd.DataFrame(dict(seed=s, epoch=e.astype(int), loss=w / (e + 1), accuracy=1 - 0.5 * w / (e + 1),
+                              val_loss=1.1 * w / (e + 1), val_accuracy=1 - 0.6 * w / (e + 1)))
+        if diverged and s in diverged:
+            h = h[h.epoch <= diverged[s]].copy()
+            h.loc[h.epoch == diverged[s], ["loss", "val_loss"]] = np.nan
+        frames.append(h)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _texts(fig):
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+    return ([fig.get_suptitle()] + [t.get_text() for ax in fig.axes for t in [ax.title, *ax.texts]]
+            + [t.get_text() for legend in legends for t in legend.get_texts()])
 
 
 def _check(fig, tmp_path, name):
-    texts = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
+    texts = _texts(fig)
     assert any(KEY in t for t in texts), texts
     path = tmp_path / f"{name}.png"
     fig.savefig(path, dpi=60)
@@ -52,76 +76,203 @@ def _check(fig, tmp_path, name):
     assert image[..., :3].std() > 0.02
 
 
-def test_training_curves(tmp_path):
-    _check(figures.training_curves(_history(), KEY), tmp_path, "curves")
+def _bands(ax):
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
 
 
-def test_training_curves_survive_divergence(tmp_path):
-    h = _history(nan_from=30)
-    h["loss"][28] = np.inf
-    fig = figures.training_curves(h, KEY, diverged_at=29)
+# --- training curves -----------------------------------------------------------------------------
+
+
+def test_training_curves_draw_mean_and_min_max_band_over_seeds(tmp_path):
+    history = _history(n_seeds=5)
+    fig = figures.training_curves(history, KEY, representative_seed=2)
+    _check(fig, tmp_path, "curves")
+    assert "mean over 5 seeds, band = min–max" in fig.get_suptitle()
+    loss_ax, accuracy_ax = fig.axes[:2]
+    assert loss_ax.get_yscale() == "log"
+    for ax in (loss_ax, accuracy_ax):
+        assert len(_bands(ax)) == 2  # train and validation
+    # The validation accuracy band spans exactly the seeds' min..max; its mean line is the mean.
+    val = history.pivot(index="epoch", columns="seed", values="val_accuracy")
+    band_y = _bands(accuracy_ax)[1].get_paths()[0].vertices[:, 1]
+    assert band_y.min() == pytest.approx(val.min(axis=1).min()) and band_y.max() == pytest.approx(1 - 0.6 / 51)
+    mean_line = next(l for l in accuracy_ax.lines if l.get_label().startswith("validation"))
+    np.testing.assert_allclose(mean_line.get_ydata(), val.mean(axis=1))
+    assert mean_line.get_xdata()[0] == 0  # epoch 0, the untrained model, is drawn
+    labels = [t.get_text() for t in accuracy_ax.get_legend().get_texts()]
+    assert f"validation: final mean {val.iloc[-1].mean():.3f} (5 seeds)" in labels
+    assert "seed 2 (representative)" in labels
+
+
+def test_training_curves_with_one_seed_draw_no_band(tmp_path):
+    fig = figures.training_curves(_history(n_seeds=1), KEY, representative_seed=0)
+    _check(fig, tmp_path, "curves_one_seed")
+    assert "1 seed" in fig.get_suptitle() and "band" not in fig.get_suptitle()
+    assert not _bands(fig.axes[0]) and not _bands(fig.axes[1])
+
+
+def test_training_curves_survive_a_diverged_seed(tmp_path):
+    history = _history(n_seeds=5, diverged={3: 29})
+    history.loc[(history.seed == 3) & (history.epoch == 28), "loss"] = np.inf
+    fig = figures.training_curves(history, KEY)
     _check(fig, tmp_path, "curves_diverged")
-    assert any("diverged at epoch 29" in t.get_text() for ax in fig.axes for t in ax.texts)
-
-
-def test_training_curves_accept_a_dataframe(tmp_path):
-    pd = pytest.importorskip("pandas")
-    _check(figures.training_curves(pd.DataFrame(_history()), KEY), tmp_path, "curves_df")
+    assert any("seed 3 diverged at epoch 28" in t for t in _texts(fig))
+    loss_labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(label.endswith("(4 of 5 seeds)") for label in loss_labels), loss_labels
+    assert len(_bands(fig.axes[0])) == 2
+    # After epoch 28 the mean is over the four finite seeds, not NaN and not dragged by inf.
+    mean_line = next(l for l in fig.axes[0].lines if l.get_label().startswith("train"))
+    assert np.isfinite(mean_line.get_ydata()).all()
 
 
 def test_training_curves_survive_divergence_at_the_first_epoch(tmp_path):
-    h = dict(epoch=[1], loss=[np.nan], accuracy=[0.5], val_loss=[np.inf], val_accuracy=[0.5])
-    _check(figures.training_curves(h, KEY, diverged_at=1), tmp_path, "curves_nan_only")
+    history = pd.DataFrame(dict(seed=[0, 0, 1, 1], epoch=[0, 1, 0, 1], loss=[0.7, np.nan, 0.7, np.inf],
+                                accuracy=[0.5] * 4, val_loss=[0.7, np.nan, 0.7, np.nan], val_accuracy=[0.5] * 4))
+    fig = figures.training_curves(history, KEY)
+    _check(fig, tmp_path, "curves_nan_after_epoch_0")
+    assert any("seeds 0, 1 diverged at epoch 1" in t for t in _texts(fig))
+
+
+# --- agreement between seeds ---------------------------------------------------------------------
+
+
+def _one_hot_proba(labels, k=2):
+    return np.eye(k)[labels]
+
+
+def test_seed_agreement_share_matches_a_hand_count(tmp_path):
+    grid = Grid(*np.meshgrid(np.arange(4.0), np.arange(4.0)))
+    votes = np.zeros((3, 4, 4), dtype=int)  # three seeds, all class 0 ...
+    votes[1, 0, :3] = 1  # ... except seed 1 on three cells of row 0
+    proba = _one_hot_proba(votes)
+    proba[2, 1, 0] = np.nan  # and seed 2, which has no output at one cell of row 1
+    # All three agree on 16 - 3 - 1 = 12 of the 16 cells.
+    agreeing = figures.agreeing_seeds(proba)
+    assert agreeing[0, :3].tolist() == [2, 2, 2] and agreeing[1, 0] == 2 and (agreeing == 3).sum() == 12
+    points = Points(np.array([[0.5, 0.5], [2.5, 2.5]]), np.array([0, 1]))
+    fig = figures.seed_agreement(grid, proba, points, KEY)
+    _check(fig, tmp_path, "agreement")
+    share = re.search(r"all 3 agree on ([\d.]+)% of the plotted region", fig.get_suptitle())
+    assert share and float(share.group(1)) == 75.0
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == "seeds agreeing with the majority (k of 3)"
+    assert bar.get_yticks().tolist() == [0, 1, 2, 3]
+
+
+def test_seed_agreement_with_one_seed_agrees_everywhere(tmp_path):
+    d = _dataset(3)
+    fig = figures.seed_agreement(d.grid, d.proba[None], d.train, KEY)
+    _check(fig, tmp_path, "agreement_one_seed")
+    assert "all 1 agree on 100.0% of the plotted region" in fig.get_suptitle()
+
+
+def test_seed_agreement_on_realistic_seeds(tmp_path):
+    d = _dataset(3)
+    rng = np.random.default_rng(0)
+    # Five seeds: the same model with a random per-class offset each, so the boundaries move a little.
+    proba = np.stack([_softmax(np.log(d.proba) + rng.normal(scale=0.8, size=3)) for _ in range(5)])
+    fig = figures.seed_agreement(d.grid, proba, d.train, KEY)
+    _check(fig, tmp_path, "agreement_5")
+    share = float(re.search(r"on ([\d.]+)%", fig.get_suptitle()).group(1))
+    assert 0 < share < 100
+
+
+# --- decision regions ----------------------------------------------------------------------------
+
+
+def _pixel(fig, ax, x, y):
+    """The rendered RGB at data point (x, y)."""
+    canvas = FigureCanvasAgg(fig)  # a bare Figure has no renderer of its own
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3] / 255
+    px, py = ax.transData.transform((x, y))
+    return image[int(round(image.shape[0] - py)), int(round(px))]
+
+
+@pytest.mark.parametrize("k", [2, 3])  # sklearn draws 2 classes and 3+ classes on different paths
+def test_decision_regions_colour_each_class_and_leave_nan_cells_blank(k):
+    # A 3 x 3 grid of cells centred on 0, 1, 2 (the axes show the inner half of the outer ones):
+    # column 0 class 0, column 1 class 1, column 2 NaN (a diverged model).
+    grid = Grid(*np.meshgrid(np.arange(3.0), np.arange(3.0)))
+    proba = _one_hot_proba(np.array([[0, 1, 0]] * 3), k)
+    proba[:, 2] = np.nan
+    none = Points(np.empty((0, 2)), np.empty(0, dtype=int))
+    view = RegionsView(grid, proba, none, none, np.empty(0, dtype=int), float("nan"))
+    fig = figures.decision_regions(view, KEY)
+    ax = fig.axes[0]
+    alpha = figures.REGION_ALPHA
+    light = lambda name: alpha * np.array(to_rgb(name)) + 1 - alpha  # noqa: E731  (over white)
+    np.testing.assert_allclose(_pixel(fig, ax, 0.25, 1), light("tab:blue"), atol=0.02)
+    np.testing.assert_allclose(_pixel(fig, ax, 1, 1), light("tab:orange"), atol=0.02)
+    np.testing.assert_allclose(_pixel(fig, ax, 1.75, 1), [1, 1, 1], atol=0.02)
+
+
+def test_decision_regions(tmp_path):
+    d = _dataset(3)
+    fig = figures.decision_regions(d, KEY, subtitle=SEED_NOTE)
+    _check(fig, tmp_path, "regions")
+    assert f"test accuracy {d.test_accuracy:.3f}" in fig.get_suptitle() and SEED_NOTE in fig.get_suptitle()
+    assert fig.axes[0].get_xlabel() == "x1" and fig.axes[0].get_ylabel() == "x2"
+
+
+def test_decision_regions_with_nan_probabilities(tmp_path):
+    d = _dataset(2)
+    view = RegionsView(d.grid, np.full_like(d.proba, np.nan), d.train, d.test, d.test_pred, d.test_accuracy)
+    _check(figures.decision_regions(view, KEY), tmp_path, "regions_nan")
+
+
+# --- other single-model figures ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_true_vs_predicted(tmp_path, n_classes):
     d = _dataset(n_classes)
-    fig = figures.true_vs_predicted(d["X_test"], d["y_test"], d["y_test_pred"], KEY, d["test_accuracy"])
+    fig = figures.true_vs_predicted(d.test, d.test_pred, KEY, subtitle=SEED_NOTE)
     _check(fig, tmp_path, "true_vs_pred")
-    assert f"predicted (accuracy {d['test_accuracy']:.3f})" in fig.axes[1].get_title()
+    assert f"predicted (accuracy {d.test_accuracy:.3f})" in fig.axes[1].get_title()
+    assert SEED_NOTE in fig.get_suptitle()
 
 
 @pytest.mark.parametrize("n_classes, binary, n_panels", [(2, True, 1), (3, False, 3)])
 def test_probability_maps(tmp_path, n_classes, binary, n_panels):
     d = _dataset(n_classes)
-    fig = figures.probability_maps(d["grid"], d["proba"], d["X_train"], d["y_train"], KEY, binary)
+    fig = figures.probability_maps(d.grid, d.proba, d.train, KEY, binary, subtitle=SEED_NOTE)
     _check(fig, tmp_path, "proba")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("P(class")]
     assert len(titles) == n_panels and (titles == ["P(class 1)"]) == binary
-
-
-def test_decision_regions(tmp_path):
-    d = _dataset(3)
-    fig = figures.decision_regions(**d)
-    _check(fig, tmp_path, "regions")
-    assert f"test accuracy {d['test_accuracy']:.3f}" in fig.get_suptitle()
-
-
-def test_decision_regions_with_nan_probabilities(tmp_path):
-    d = _dataset(2)
-    d["proba"] = np.full_like(d["proba"], np.nan)
-    _check(figures.decision_regions(**d), tmp_path, "regions_nan")
+    assert SEED_NOTE in fig.get_suptitle()
 
 
 @pytest.mark.parametrize("n_layers", [1, 3, 6])
-def test_architecture_diagram(tmp_path, n_layers):
-    layers = [dict(units=100, activation="relu", params=300)] * (n_layers - 1) + [
-        dict(units=3, activation="softmax", params=303)]
-    fig = figures.architecture_diagram(layers, KEY)
+@pytest.mark.parametrize("standardized", [False, True])
+def test_architecture_diagram(tmp_path, n_layers, standardized):
+    layers = [LayerBox(100, "relu", 300)] * (n_layers - 1) + [LayerBox(3, "softmax", 303)]
+    fig = figures.architecture_diagram(layers, KEY, standardized=standardized)
     _check(fig, tmp_path, "arch")
     total = 300 * (n_layers - 1) + 303
     assert f"{total:,} parameters" in fig.axes[0].get_title()
+    boxes = [t.get_text() for t in fig.axes[0].texts if t.get_text()]  # not the arrows
+    assert len(boxes) == 1 + standardized + n_layers
+    assert any(b.startswith("Normalization") for b in boxes) == standardized
+
+
+# --- gallery -------------------------------------------------------------------------------------
 
 
 def test_gallery(tmp_path):
-    row2 = [_dataset(2, seed=s) for s in (1, 2, 3)]
-    row3 = [_dataset(3, seed=s) for s in (4, 5)]
-    for p in row2 + row3:
-        p["diverged"] = False
-    row3[1]["proba"] = np.full_like(row3[1]["proba"], np.nan)
-    row3[1]["diverged"] = True
+    row2 = [GalleryPanel(f"exp{s}", _dataset(2, seed=s), 0.9934, 0.0041) for s in (1, 2, 3)]
+    failed = _dataset(3, seed=5)
+    failed = RegionsView(failed.grid, np.full_like(failed.proba, np.nan), failed.train, failed.test,
+                         failed.test_pred, failed.test_accuracy)
+    row3 = [GalleryPanel("exp4", _dataset(3, seed=4), 0.95, float("nan")),
+            GalleryPanel("exp5", failed, 0.412, 0.2, status="2/5 failed to learn")]
     fig = figures.gallery([row2, row3], KEY)
     _check(fig, tmp_path, "gallery")
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["exp1", "exp2", "exp3", "exp4", "exp5"]
     assert not fig.axes[5].axison  # the short second row leaves its last axes blank
-    assert any(t.get_text() == "DIVERGED" for t in fig.axes[4].texts)
+    corner = lambda ax: [t.get_text() for t in ax.texts]  # noqa: E731
+    assert corner(fig.axes[0]) == ["0.993 ± 0.004"]  # status ok: nothing written over the panel
+    assert corner(fig.axes[3]) == ["0.950"]  # sd unknown (one seed): the mean alone
+    status = next(t for t in fig.axes[4].texts if t.get_text() == "2/5 failed to learn")
+    assert to_rgb(status.get_color()) == to_rgb("red")
+    assert "0.412 ± 0.200" in corner(fig.axes[4])

@@ -1,9 +1,16 @@
-"""Scoring: grid extent, accuracy/log-loss, per-class scores, confusion matrix and sharpness."""
+"""Scoring: grid extent, accuracy/log-loss, confusion matrix, sharpness, the "learned" rule, and the
+statistics over seeds (representative seed, 95 % interval, aggregate, agreement)."""
+
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
-from intuition.metrics import confusion, evaluation, make_grid, per_class, scores, sharpness
+from intuition.metrics import (LEARNING_MARGIN, agreement, aggregate, chance, confusion, interval95, learned,
+                               make_grid, representative_seed, scores, seed_row, sharpness)
+from intuition.types import Grid, Points
 
 # A tiny 3-class example: 6 points, 4 predicted right (argmax of each row vs y).
 Y = np.array([0, 0, 1, 1, 2, 2])
@@ -21,7 +28,9 @@ PREDICTED = PROBA.argmax(axis=1)
 @pytest.mark.parametrize("resolution, margin", [(10, 0.0), (150, 0.1), (33, 0.5)])
 def test_make_grid_extent_and_resolution(resolution, margin):
     X = np.random.default_rng(0).normal(size=(200, 2)) * [3.0, 0.5] + [10.0, -2.0]
-    xx, yy = make_grid(X, resolution, margin)
+    grid = make_grid(X, resolution, margin)
+    assert isinstance(grid, Grid)
+    xx, yy = grid.xx, grid.yy
     assert xx.shape == yy.shape == (resolution, resolution)
     low, high = X.min(axis=0), X.max(axis=0)
     pad = margin * (high - low)
@@ -32,6 +41,16 @@ def test_make_grid_extent_and_resolution(resolution, margin):
     assert np.all(xx == xx[0]) and np.all(yy == yy[:, :1])
     np.testing.assert_allclose(np.diff(xx[0]), np.diff(xx[0])[0])
     np.testing.assert_allclose(np.diff(yy[:, 0]), np.diff(yy[:, 0])[0])
+
+
+def test_grid_points_are_row_major_and_reshape_inverts_them():
+    grid = make_grid(np.array([[0.0, 0.0], [2.0, 1.0]]), 3, 0.0)
+    np.testing.assert_array_equal(grid.points[:4], [[0, 0], [1, 0], [2, 0], [0, 0.5]])
+    assert grid.points.shape == (9, 2)
+    np.testing.assert_array_equal(grid.reshape(grid.points[:, 0]), grid.xx)
+    proba = np.arange(18.0).reshape(9, 2)  # per point, per class
+    assert grid.reshape(proba).shape == (3, 3, 2)
+    np.testing.assert_array_equal(grid.reshape(proba)[0, 1], proba[1])
 
 
 def test_scores_agree_with_a_hand_computation():
@@ -53,26 +72,21 @@ def test_scores_keep_every_class_when_some_are_absent():
     assert result["log_loss"] == pytest.approx(np.mean(-np.log(PROBA[np.arange(4), Y[:4]])))
 
 
-def test_per_class_on_a_tiny_example():
-    result = per_class(Y, PREDICTED, 3)
-    assert list(result) == ["0", "1", "2"]
-    for k, row in result.items():
-        k = int(k)
-        true_positive = np.sum((PREDICTED == k) & (Y == k))
-        precision = true_positive / np.sum(PREDICTED == k)
-        recall = true_positive / np.sum(Y == k)
-        assert row["precision"] == pytest.approx(precision)
-        assert row["recall"] == pytest.approx(recall)
-        assert row["f1"] == pytest.approx(2 * precision * recall / (precision + recall))
-
-
-def test_per_class_of_a_never_predicted_class_is_zero():
-    assert per_class(np.array([0, 1, 2]), np.array([0, 1, 1]), 3)["2"] == {"precision": 0.0, "recall": 0.0,
-                                                                           "f1": 0.0}
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_scores_of_non_finite_probabilities_are_nan(bad):
+    """A diverged model: no accuracy is meaningful, even where its argmax happens to be right."""
+    proba = PROBA.copy()
+    proba[3, 1] = bad
+    result = scores(Y, proba)
+    assert list(result) == ["accuracy", "log_loss"]
+    assert math.isnan(result["accuracy"]) and math.isnan(result["log_loss"])
 
 
 def test_confusion_on_a_tiny_example():
-    matrix = confusion(Y, PREDICTED, 3)
+    table = confusion(Y, PREDICTED, 3)
+    assert isinstance(table, pd.DataFrame)
+    assert list(table.columns) == ["predicted_0", "predicted_1", "predicted_2"]
+    matrix = table.to_numpy()
     expected = np.zeros((3, 3), dtype=int)
     np.add.at(expected, (Y, PREDICTED), 1)  # rows: true class, columns: predicted class
     np.testing.assert_array_equal(matrix, expected)
@@ -100,10 +114,136 @@ def test_sharpness_is_between_crisp_and_flat():
     assert 0 < result["mean_entropy"] < 1
 
 
-def test_evaluation_combines_the_parts():
+# ---------------------------------------------------------------------------------- learned
+
+
+def test_chance_is_the_share_of_the_commonest_class():
+    assert chance(np.array([0, 0, 1])) == pytest.approx(2 / 3)
+    assert chance(np.array([2, 2, 0, 1, 2, 1])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("final_loss, untrained_loss, accuracy, chance_accuracy, expected", [
+    pytest.param(0.2, 0.69, 0.95, 0.5, True, id="normal"),
+    pytest.param(0.69, 0.69, 0.5 + LEARNING_MARGIN, 0.5, True, id="just-enough"),
+    pytest.param(5.3, 1.1, 0.70, 1 / 3, False, id="loss-exploded"),
+    pytest.param(math.inf, 1.1, 0.70, 1 / 3, False, id="infinite-loss"),
+    pytest.param(math.nan, 1.1, 0.70, 1 / 3, False, id="nan-loss"),
+    pytest.param(0.5, 0.69, 0.5, 0.5, False, id="accuracy-at-chance"),
+    pytest.param(0.5, 0.69, 0.5 + LEARNING_MARGIN / 2, 0.5, False, id="accuracy-within-margin"),
+    pytest.param(0.5, 0.69, math.nan, 0.5, False, id="nan-accuracy"),
+])
+def test_learned(final_loss, untrained_loss, accuracy, chance_accuracy, expected):
+    assert learned(final_loss, untrained_loss, accuracy, chance_accuracy) is expected
+
+
+# ---------------------------------------------------------------------------------- seed_row
+
+
+def _labelled():
+    X = np.zeros((6, 2))
+    return {"train": Points(X, Y), "val": Points(X[:4], Y[:4]), "test": Points(X[::-1], Y[::-1])}
+
+
+def _probas():
+    return {"train": PROBA, "val": PROBA[:4], "test": PROBA[::-1]}
+
+
+SEED_ROW_KEYS = {f"{split}.{name}" for split in ("train", "val", "test") for name in ("accuracy", "log_loss")} | {
+    "sharpness.mean_max_probability", "sharpness.mean_entropy", "learned", "diverged_at_epoch"}
+
+
+def test_seed_row_of_a_seed_that_learned():
     grid = PROBA.reshape(2, 3, 3)
-    result = evaluation({"train": (Y, PROBA), "test": (Y[::-1], PROBA[::-1])}, grid)
-    assert result["train"] == scores(Y, PROBA)
-    assert result["test"]["per_class"] == per_class(Y[::-1], PREDICTED[::-1], 3)
-    assert result["test"]["accuracy"] == scores(Y, PROBA)["accuracy"]
-    assert result["sharpness"] == sharpness(grid)
+    row = seed_row(_labelled(), _probas(), grid, untrained_loss=math.log(3), diverged_at=None)
+    assert set(row) == SEED_ROW_KEYS
+    assert row["train.accuracy"] == scores(Y, PROBA)["accuracy"]
+    assert row["val.log_loss"] == scores(Y[:4], PROBA[:4])["log_loss"]
+    assert row["sharpness.mean_entropy"] == sharpness(grid)["mean_entropy"]
+    assert row["learned"] is True  # 4/6 right vs 1/3 by chance, loss below log(3)
+    assert math.isnan(row["diverged_at_epoch"])
+
+
+def test_seed_row_of_a_diverged_seed():
+    probas = {split: np.full_like(p, np.nan) for split, p in _probas().items()}
+    row = seed_row(_labelled(), probas, np.full((2, 3, 3), np.nan), untrained_loss=math.log(3), diverged_at=17)
+    assert set(row) == SEED_ROW_KEYS
+    assert all(math.isnan(v) for k, v in row.items() if k not in ("learned", "diverged_at_epoch")), row
+    assert row["learned"] is False and row["diverged_at_epoch"] == 17
+
+
+def test_seed_row_of_a_seed_worse_than_untrained_did_not_learn():
+    row = seed_row(_labelled(), _probas(), PROBA.reshape(2, 3, 3), untrained_loss=0.1, diverged_at=None)
+    assert row["learned"] is False
+
+
+# ---------------------------------------------------------------------------------- over seeds
+
+
+def _per_seed(val_losses):
+    return pd.DataFrame({"seed": range(len(val_losses)), "val.log_loss": val_losses})
+
+
+@pytest.mark.parametrize("val_losses, expected", [
+    pytest.param([0.5, 0.1, 0.9, 0.3, 0.2], 3, id="odd-count-median"),
+    pytest.param([0.4, 0.1, 0.3, 0.2], 3, id="even-count-lower-middle"),
+    pytest.param([np.nan, 0.1, 0.2], 1, id="diverged-seed-left-out"),  # median of 0.1, 0.2
+    pytest.param([0.5, 0.1, np.nan, 0.3, 0.2], 4, id="nan-among-five"),  # median of 0.1, 0.2, 0.3, 0.5
+    pytest.param([np.nan, np.nan, 0.3], 2, id="most-diverged-still-a-finite-one"),
+    pytest.param([np.nan, np.nan], 0, id="all-diverged-first"),
+    pytest.param([0.2, 0.2, 0.2], 1, id="ties-by-seed"),
+    pytest.param([0.7], 0, id="one-seed"),
+])
+def test_representative_seed_has_the_median_validation_loss(val_losses, expected):
+    assert representative_seed(_per_seed(val_losses)) == expected
+
+
+def test_representative_seed_is_the_seed_column_not_the_row_position():
+    per_seed = pd.DataFrame({"seed": [10, 11, 12], "val.log_loss": [0.3, 0.1, 0.2]})
+    assert representative_seed(per_seed) == 12
+
+
+def test_interval95_matches_a_hand_computation():
+    values = np.array([0.80, 0.85, 0.90, 0.82, 0.88])
+    mean = values.sum() / 5
+    sd = math.sqrt(((values - mean) ** 2).sum() / 4)
+    t = stats.t.ppf(0.975, df=4)
+    assert t == pytest.approx(2.7764, abs=1e-4)  # not the normal 1.96: five seeds are few
+    low, high = interval95(values)
+    assert low == pytest.approx(mean - t * sd / math.sqrt(5))
+    assert high == pytest.approx(mean + t * sd / math.sqrt(5))
+
+
+def test_interval95_of_one_seed_is_the_value_itself():
+    assert interval95(np.array([0.9])) == (0.9, 0.9)
+
+
+def test_aggregate_skips_nan_seeds():
+    per_seed = pd.DataFrame({
+        "seed": range(4),
+        "test.accuracy": [0.9, 0.8, np.nan, 0.7],
+        "test.log_loss": [0.3, np.nan, np.nan, np.nan],
+        "val.accuracy": [np.nan] * 4,  # every seed diverged: no statistics at all
+    })
+    tree = aggregate(per_seed, ["test.accuracy", "test.log_loss", "val.accuracy"])
+    assert list(tree) == ["test"]
+    accuracy = tree["test"]["accuracy"]
+    assert set(accuracy) == {"mean", "sd", "min", "max", "ci95_low", "ci95_high"}
+    assert accuracy["mean"] == pytest.approx(0.8)
+    assert accuracy["sd"] == pytest.approx(0.1)
+    assert (accuracy["min"], accuracy["max"]) == (0.7, 0.9)
+    assert (accuracy["ci95_low"], accuracy["ci95_high"]) == pytest.approx(interval95(np.array([0.9, 0.8, 0.7])))
+    assert tree["test"]["log_loss"] == {"mean": 0.3, "sd": 0.0, "min": 0.3, "max": 0.3, "ci95_low": 0.3,
+                                        "ci95_high": 0.3}
+
+
+def test_agreement_on_a_tiny_grid():
+    # 3 seeds, a 2 x 2 grid, 2 classes; the seeds agree on 3 of the 4 points.
+    first_class = np.array([
+        [[0.9, 0.8], [0.3, 0.2]],   # seed 0: classes [[0, 0], [1, 1]]
+        [[0.6, 0.7], [0.4, 0.1]],   # seed 1: classes [[0, 0], [1, 1]]
+        [[0.7, 0.4], [0.2, 0.45]],  # seed 2: classes [[0, 1], [1, 1]]
+    ])
+    grid_probas = np.stack([first_class, 1 - first_class], axis=-1)  # (seeds, rows, cols, classes)
+    assert agreement(grid_probas) == pytest.approx(3 / 4)
+    assert agreement(grid_probas[:2]) == 1.0
+    assert agreement(grid_probas[:1]) == 1.0  # one seed always agrees with itself

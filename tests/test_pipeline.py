@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from matplotlib.image import imread
@@ -19,12 +20,17 @@ from sandbox import edit_params, env, experiment_keys, make_project, repro, run,
 from intuition.network import load_layers, predict_proba
 
 EPOCHS = 3
-FIGURES = {"training_curves", "true_vs_predicted", "probability_maps", "decision_regions", "architecture"}
+SEEDS = 2
+# One experiment per dataset, the notebook's two hard-spiral depths and a standardized control.
+EXPERIMENTS = ["linear_perceptron", "bands_relu_2x10", "bands_sigmoid_1x10", "spiral_easy_relu_1x64",
+               "spiral_hard_relu_1x100", "spiral_hard_relu_2x100", "spiral_hard_relu_1x100_standardized"]
+FIGURES = {"training_curves", "seed_agreement", "true_vs_predicted", "probability_maps", "decision_regions",
+           "architecture"}
 
 
 @pytest.fixture(scope="module")
 def cold_run(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("pipeline"), epochs=EPOCHS)
+    project = make_project(tmp_path_factory.mktemp("pipeline"), epochs=EPOCHS, experiments=EXPERIMENTS, seeds=SEEDS)
     return project, repro(project)
 
 
@@ -33,12 +39,13 @@ def project(cold_run):
     return cold_run[0]
 
 
-def mlflow_runs(project):
+def mlflow_runs(project, role="parent"):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("classification-intuition")
-    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+    runs = client.search_runs([experiment.experiment_id], f"tags.role = '{role}'", max_results=1000)
+    return client, runs
 
 
 def assert_image(path):
@@ -59,32 +66,69 @@ def test_cold_run_runs_every_stage(project, cold_run):
 def test_every_output_exists_and_is_valid(project):
     experiments = yaml.safe_load((project / "params.yaml").read_text())["experiments"]
     for key, spec in experiments.items():
-        out = project / "results" / key
-        history = np.genfromtxt(out / "history.csv", delimiter=",", names=True)
-        assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
+        trained, out = project / "models" / key, project / "results" / key
+        history = pd.read_csv(trained / "history.csv")
+        assert history.groupby("seed")["epoch"].apply(list).tolist() == [list(range(0, EPOCHS + 1))] * SEEDS
+        assert sorted(p.name for p in (trained / "seeds").iterdir()) == [f"seed_{i}.keras" for i in range(SEEDS)]
         metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["seeds"] == SEEDS and 0 <= metrics["representative_seed"] < SEEDS
         for split in ("train", "val", "test"):
-            assert 0 <= metrics[split]["accuracy"] <= 1 and metrics[split]["log_loss"] >= 0
-        assert 0 < metrics["sharpness"]["mean_max_probability"] <= 1
+            stats = metrics[split]["accuracy"]
+            assert 0 <= stats["min"] <= stats["mean"] <= stats["max"] <= 1
+            assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
+        per_seed = pd.read_csv(out / "seeds.csv")
+        assert list(per_seed["seed"]) == list(range(SEEDS))
+        assert per_seed["test.accuracy"].mean() == pytest.approx(metrics["test"]["accuracy"]["mean"], abs=1e-5)
         assert {p.stem for p in (out / "figures").glob("*.png")} == FIGURES
         for png in (out / "figures").glob("*.png"):
             assert_image(png)
-        confusion = np.loadtxt(out / "confusion_matrix.csv", delimiter=",", skiprows=1, ndmin=2)
-        test_rows = np.loadtxt(project / "data" / spec["dataset"] / "test.csv", delimiter=",", skiprows=1)
-        assert confusion.sum() == len(test_rows) and confusion.shape[0] == confusion.shape[1]
-        assert load_layers(out / "model.keras")
+        confusion = pd.read_csv(out / "confusion_matrix.csv")
+        test_rows = pd.read_csv(project / "data" / spec["dataset"] / "test.csv")
+        assert confusion.to_numpy().sum() == len(test_rows) and confusion.shape[0] == confusion.shape[1]
     assert_image(project / "report" / "gallery.png")
     leaderboard = (project / "report" / "leaderboard.md").read_text()
     assert all(f"| {key} |" in leaderboard for key in experiment_keys(project))
+    assert "±" in leaderboard and f"over {SEEDS} seeds" in leaderboard
+
+
+def test_standardized_model_takes_raw_points(project):
+    """The saved model of a standardized experiment starts with its Normalization layer, so raw
+    coordinates go in; its statistics are those of the rows it was fitted on."""
+    from intuition.network import Standardize
+
+    layers = load_layers(project / "models" / "spiral_hard_relu_1x100_standardized" / "seeds" / "seed_0.keras")
+    assert isinstance(layers[0], Standardize)
+    train = pd.read_csv(project / "data" / "spiral_hard" / "train.csv")
+    fitted = train.iloc[: int(len(train) * 0.8)][["x1", "x2"]].to_numpy()
+    np.testing.assert_allclose(layers[0].mean.ravel(), fitted.mean(axis=0), rtol=1e-4)
+    assert predict_proba(layers, fitted[:5]).shape == (5, 3)
+
+
+def test_report_reads_only_what_evaluate_wrote(project):
+    """report's declared inputs are the results/ folder (evaluate's outputs), findings.yaml and its
+    code: deleting the trained models and the data does not stop it."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        report = next(s for s in repo.index.stages if s.addressing == "report")
+        assert {d.def_path for d in report.deps if not d.def_path.endswith(".py")} == {"results", "findings.yaml"}
+    for folder in ("models", "data"):
+        (project / folder).rename(project / f"{folder}-away")
+    try:
+        result = run(project, "python", "-m", "stages.report", check=False)
+    finally:
+        for folder in ("models", "data"):
+            (project / f"{folder}-away").rename(project / folder)
+    assert result.returncode == 0, result.stderr
 
 
 def test_metrics_and_plots_are_visible_to_dvc(project):
     shown = json.loads(run(project, "dvc", "metrics", "show", "--json").stdout)
     files = shown[""]["data"]
     for key in experiment_keys(project):
-        assert files[f"results/{key}/metrics.json"]["data"]["test"]["accuracy"] >= 0
+        assert files[f"results/{key}/metrics.json"]["data"]["test"]["accuracy"]["mean"] >= 0
     plots = run(project, "dvc", "plots", "show", "--json").stdout
-    assert "history.csv" in plots and "decision_regions.png" in plots
+    assert "test_predictions.csv" in plots and "decision_regions.png" in plots and "seed_agreement.png" in plots
 
 
 def test_second_run_does_nothing(project):
@@ -104,12 +148,15 @@ def test_learning_rate_change_reruns_only_that_experiment(project):
     new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
     assert [(r.info.run_name, r.info.status) for r in new] == [("spiral_hard_relu_2x100", "FINISHED")]
     assert new[0].data.params["learning_rate"] == "0.002"
+    _, children = mlflow_runs(project, role="seed")
+    mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == new[0].info.run_id]
+    assert sorted(c.info.run_name for c in mine) == [f"spiral_hard_relu_2x100 seed {i}" for i in range(SEEDS)]
 
 
 def test_dataset_change_reruns_only_that_dataset(project):
     set_param(project, "datasets.bands.offset", 0.6)
     result = repro(project)
-    bands = ["bands_sigmoid_1x10", "bands_sigmoid_2x10", "bands_relu_2x10"]
+    bands = ["bands_sigmoid_1x10", "bands_relu_2x10"]
     assert stages_run(result.stdout) == {"generate@bands", "report"} | {
         f"{stage}@{k}" for k in bands for stage in ("train", "evaluate")}
 
@@ -122,28 +169,45 @@ def test_a_run_holds_everything(project):
     assert run_.info.status == "FINISHED"
     tags, params, metrics = run_.data.tags, run_.data.params, run_.data.metrics
     assert tags["dataset"] == "spiral_hard" and tags["architecture"] == "relu 100 → softmax 3"
-    assert tags["dvc_stages"] == "train@spiral_hard_relu_1x100, evaluate@spiral_hard_relu_1x100"
-    assert len(tags["git_commit"]) == 40
-    for name in ("dataset", "optimizer", "learning_rate", "epochs", "batch_size", "validation_split",
-                 "seed", "n_params", "layer_0_units", "layer_1_activation", "dataset_data_limit"):
+    assert tags["experiment"] == "spiral_hard_relu_1x100" and tags["role"] == "parent"
+    assert len(tags["mlflow.source.git.commit"]) == 40 and tags["mlflow.user"] and tags["mlflow.source.name"]
+    training = json.loads((project / "models" / "spiral_hard_relu_1x100" / "training.json").read_text())
+    assert (run_.info.start_time, run_.info.end_time) == (training["started_ms"], training["ended_ms"])
+    for name in ("dataset", "hidden_layers", "hidden_units", "hidden_activation", "output_units",
+                 "output_activation", "optimizer", "learning_rate", "inputs", "n_params", "seeds",
+                 "dataset_data_limit"):
         assert name in params, name
-    assert params["n_params"] == "603"
-    for name in ("train/accuracy", "val/log_loss", "test/accuracy", "test/per_class/2/f1",
-                 "sharpness/mean_max_probability", "training/diverged", "val_accuracy", "loss"):
+    assert (params["n_params"], params["hidden_layers"], params["hidden_units"]) == ("603", "1", "100")
+    for name in ("train/accuracy", "val/log_loss", "test/accuracy", "test/accuracy_sd", "test/accuracy_ci95_low",
+                 "sharpness/mean_max_probability", "seeds/learned", "epoch/val_accuracy", "epoch/train_loss"):
         assert name in metrics, name
-    curve = client.get_metric_history(run_.info.run_id, "val_accuracy")
-    assert sorted(m.step for m in curve) == list(range(1, EPOCHS + 1))
+    curve = client.get_metric_history(run_.info.run_id, "epoch/val_accuracy")
+    assert sorted(m.step for m in curve) == list(range(0, EPOCHS + 1))
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     artifacts |= {a.path for a in client.list_artifacts(run_.info.run_id, "figures")}
-    assert {"history.csv", "metrics.json", "confusion_matrix.csv", "architecture.txt"} <= artifacts
+    assert {"history.csv", "metrics.json", "seeds.csv", "confusion_matrix.csv", "architecture.txt"} <= artifacts
     assert {f"figures/{name}.png" for name in FIGURES} <= artifacts
     assert [d.dataset.name for d in run_.inputs.dataset_inputs] == ["spiral_hard"]
 
+    _, children = mlflow_runs(project, role="seed")
+    mine = sorted((c for c in children if c.data.tags["mlflow.parentRunId"] == run_.info.run_id),
+                  key=lambda c: c.info.run_name)
+    per_seed = pd.read_csv(project / "results" / "spiral_hard_relu_1x100" / "seeds.csv")
+    assert [c.info.status for c in mine] == ["FINISHED"] * SEEDS
+    for child, (_, row) in zip(mine, per_seed.iterrows()):
+        assert child.data.metrics["test/accuracy"] == pytest.approx(row["test.accuracy"], abs=1e-6)
+        assert len(client.get_metric_history(child.info.run_id, "epoch/train_loss")) == EPOCHS + 1
+
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(f"runs:/{run_.info.run_id}/model")
+    logged = mlflow.search_logged_models(output_format="list")
+    model_info = next(m for m in logged if m.source_run_id == run_.info.run_id)
+    assert model_info.name == "spiral_hard_relu_1x100"
+    assert "test/accuracy" in {m.key for m in model_info.metrics}
+    model = mlflow.pyfunc.load_model(f"models:/{model_info.model_id}")
+    rep = json.loads((project / "results" / "spiral_hard_relu_1x100" / "metrics.json").read_text())["representative_seed"]
     X = np.random.default_rng(0).uniform(-100, 100, size=(50, 2)).astype("float32")
-    expected = predict_proba(load_layers(project / "results" / "spiral_hard_relu_1x100" / "model.keras"), X)
-    np.testing.assert_allclose(np.asarray(model.predict(X)), expected, atol=1e-5)
+    layers = load_layers(project / "models" / "spiral_hard_relu_1x100" / "seeds" / f"seed_{rep}.keras")
+    np.testing.assert_allclose(np.asarray(model.predict(X)), predict_proba(layers, X), atol=1e-5)
 
 
 def test_bad_params_fail_before_any_work(project):
@@ -176,17 +240,28 @@ def test_killed_stage_recovers_on_next_run(project):
     assert run(project, "dvc", "status", "-q", check=False).returncode == 1, "the stage is not taken as done"
     result = repro(project)
     assert {f"train@{key}", f"evaluate@{key}", "report"} <= stages_run(result.stdout)
-    assert not [p.name for p in (project / "results" / key).iterdir() if p.name.startswith(".") and p.name != ".gitignore"]
+    for folder in (project / "results" / key, project / "models" / key):
+        assert not [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != ".gitignore"]
     assert run(project, "dvc", "status", "-q", check=False).returncode == 0
 
 
-def test_divergence_is_a_result(project):
+def test_divergence_and_failure_to_learn_are_results(project):
     key = "bands_relu_2x10"
     set_param(project, f"experiments.{key}.learning_rate", 1.0e12)  # overflows to NaN in epoch 1
     repro(project)
     metrics = json.loads((project / "results" / key / "metrics.json").read_text())
-    assert metrics["training"] == {"diverged": True, "diverged_at_epoch": 1}
-    assert np.isfinite(metrics["test"]["accuracy"])
+    assert (metrics["diverged_seeds"], metrics["learned_seeds"]) == (SEEDS, 0)
+    per_seed = pd.read_csv(project / "results" / key / "seeds.csv")
+    assert list(per_seed["diverged_at_epoch"]) == [1] * SEEDS and not per_seed["learned"].any()
     for png in (project / "results" / key / "figures").glob("*.png"):
-        assert_image(png)
-    assert "DIVERGED at epoch 1" in (project / "report" / "leaderboard.md").read_text()
+        assert imread(png).ndim == 3
+    assert f"{SEEDS}/{SEEDS} seeds FAILED TO LEARN" in (project / "report" / "leaderboard.md").read_text()
+
+    # The issue's case: the loss explodes but stays finite, the model sits at chance, "sure" everywhere.
+    set_param(project, f"experiments.{key}.learning_rate", 50)
+    repro(project)
+    per_seed = pd.read_csv(project / "results" / key / "seeds.csv")
+    assert per_seed["diverged_at_epoch"].isna().all() and not per_seed["learned"].any()
+    _, runs = mlflow_runs(project)
+    latest = max((r for r in runs if r.info.run_name == key), key=lambda r: r.info.start_time)
+    assert latest.data.metrics["seeds/learned"] == 0

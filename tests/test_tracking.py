@@ -4,6 +4,9 @@ A two-experiment copy of the project keeps these runs short."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -22,10 +25,13 @@ def client_for(uri: str):
     return MlflowClient(uri)
 
 
-def runs_in(uri: str):
+def runs_in(uri: str, role: str = "parent"):
+    """The runs of one role: `parent` (one per experiment execution) or `seed` (its children)."""
     client = client_for(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=1000)
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], f"tags.role = '{role}'", max_results=1000)
 
 
 def free_port() -> int:
@@ -50,6 +56,9 @@ def test_workspace_run_lands_in_the_root_store(project):
     runs = runs_in(root_store(project))
     assert sorted(r.info.run_name for r in runs) == sorted(EXPERIMENTS)
     assert {r.info.status for r in runs} == {"FINISHED"}
+    children = runs_in(root_store(project), "seed")
+    assert sorted(r.info.run_name for r in children) == sorted(f"{k} seed {i}" for k in EXPERIMENTS for i in range(2))
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {r.info.run_id for r in runs}
     assert (project / "mlruns").is_dir()
 
 
@@ -129,14 +138,17 @@ def test_pipeline_against_a_real_tracking_server(project, mlflow_server):
         (key, "FINISHED") for key in EXPERIMENTS)
     for r in runs:
         assert "test/accuracy" in r.data.metrics and r.data.params["epochs"] == "3"
-        assert len(client.get_metric_history(r.info.run_id, "loss")) == 3
+        assert len(client.get_metric_history(r.info.run_id, "epoch/train_loss")) == 4  # epochs 0-3
         figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
         assert "figures/decision_regions.png" in figures
+    assert len(runs_in(mlflow_server, "seed")) == 2 * len(EXPERIMENTS)
     first = next(r for r in runs if r.info.run_name == "linear_perceptron")
     mlflow.set_tracking_uri(mlflow_server)
-    model = mlflow.pyfunc.load_model(f"runs:/{first.info.run_id}/model")
+    logged = next(m for m in mlflow.search_logged_models(output_format="list") if m.source_run_id == first.info.run_id)
+    model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
     X = np.random.default_rng(1).normal(size=(20, 2)).astype("float32")
-    expected = predict_proba(load_layers(project / "results" / "linear_perceptron" / "model.keras"), X)
+    rep = json.loads((project / "results" / "linear_perceptron" / "metrics.json").read_text())["representative_seed"]
+    expected = predict_proba(load_layers(project / "models" / "linear_perceptron" / "seeds" / f"seed_{rep}.keras"), X)
     np.testing.assert_allclose(np.asarray(model.predict(X)).ravel(), expected[:, 1], atol=1e-5)
 
 
@@ -145,7 +157,7 @@ def test_a_server_that_is_down_fails_fast_with_one_line(project):
     runs_before = len(runs_in(root_store(project)))
     lock_before = (project / "dvc.lock").read_text()
     started = time.monotonic()
-    result = run(project, "python", "-m", "stages.train", "linear_perceptron", check=False,
+    result = run(project, "python", "-m", "stages.evaluate", "linear_perceptron", check=False,
                  MLFLOW_TRACKING_URI=down)
     assert time.monotonic() - started < 10
     assert result.returncode == 2
@@ -155,3 +167,25 @@ def test_a_server_that_is_down_fails_fast_with_one_line(project):
     assert (project / "dvc.lock").read_text() == lock_before
     assert len(runs_in(root_store(project))) == runs_before
     assert run(project, "dvc", "status", "-q", check=False).returncode == 0, "outputs untouched"
+
+
+def test_a_run_left_running_by_a_killed_process_is_marked_killed(project):
+    """kill -9 of evaluate@ while it fills its runs: the next evaluate@ of that experiment marks the
+    orphan KILLED (its process is gone) and leaves no run RUNNING."""
+    store = root_store(project)
+    before = {r.info.run_id for r in runs_in(store)}
+    process = subprocess.Popen(["python", "-m", "stages.evaluate", "linear_perceptron"], cwd=project, env=env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    orphan = None
+    while orphan is None and time.monotonic() < deadline and process.poll() is None:
+        orphan = next((r for r in runs_in(store) if r.info.run_id not in before and r.info.status == "RUNNING"), None)
+        time.sleep(0.05)
+    assert orphan is not None, "evaluate@ finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert client_for(store).get_run(orphan.info.run_id).info.status == "RUNNING"
+    run(project, "python", "-m", "stages.evaluate", "linear_perceptron")
+    assert client_for(store).get_run(orphan.info.run_id).info.status == "KILLED"
+    everything = runs_in(store) + runs_in(store, "seed")
+    assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []

@@ -1,4 +1,4 @@
-"""`make validate` (stages/validate.py) on a one-experiment copy of the project: a committed,
+"""`make validate` (tools/validate.py) on a one-experiment copy of the project: a committed,
 reproduced pipeline passes; a stale dvc.lock or a finding that no longer holds fails, saying why."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ KEY = "linear_perceptron"
 FINDINGS = f"""findings:
   - id: perceptron_learns
     claim: "A perceptron learns the blobs."
+    source: notebook
     checks:
       - {{metric: {KEY}.test.accuracy, op: ">=", value: 0.6}}
 """
@@ -53,17 +54,30 @@ def test_params_change_committed_without_rerun_is_stale(clone):
 
 
 def test_code_change_without_rerun_is_stale(clone):
-    with open(clone / "stages" / "metrics.py", "a") as source:
+    with open(clone / "intuition" / "metrics.py", "a") as source:
         source.write("\n# a change\n")
     result = validate_step(clone, "lock_is_current")
     assert result.returncode != 0
-    assert f"evaluate@{KEY}: stages/metrics.py modified" in result.stderr
+    assert f"evaluate@{KEY}: intuition/metrics.py modified" in result.stderr
+
+
+def test_lock_entries_of_removed_stages_fail(clone):
+    """DVC keeps the lock entries of stages that dvc.yaml no longer defines; validate does not."""
+    import yaml
+
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    lock["stages"]["plot@linear_perceptron"] = lock["stages"][f"evaluate@{KEY}"]
+    (clone / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    result = validate_step(clone, "lock_is_current")
+    assert result.returncode != 0
+    assert "dvc.lock has entries for stages dvc.yaml does not define: plot@linear_perceptron" in result.stderr
 
 
 def test_static_checks_catch_a_finding_about_an_unknown_experiment(clone):
     (clone / "findings.yaml").write_text(FINDINGS.replace(f"{KEY}.test", "nosuch.test"))
     result = validate_step(clone, "static_checks")
-    assert result.returncode != 0 and "finding perceptron_learns names unknown experiment(s) nosuch" in result.stderr
+    assert result.returncode != 0
+    assert "finding perceptron_learns: checks[0].metric: 'nosuch.test.accuracy' names no experiment 'nosuch'" in result.stderr
 
 
 def test_validate_passes_on_a_fresh_clone_and_writes_a_summary(clone):
@@ -82,5 +96,37 @@ def test_a_finding_that_does_not_hold_fails_with_the_claim_and_numbers(clone):
     commit(clone, "rerun")
     result = run(clone, "python", "-m", "tools.validate", check=False)
     assert result.returncode == 1
-    assert "finding perceptron_learns does not hold: A perceptron learns the blobs." in result.stdout
-    assert f"{KEY}.test.accuracy = " in result.stdout and ">= 1.01" in result.stdout
+    assert "finding perceptron_learns (notebook) does not hold: A perceptron learns the blobs." in result.stdout
+    assert f"{KEY}.test.accuracy" in result.stdout and "1.01" in result.stdout
+
+
+def test_a_confounded_control_fails_and_a_confounded_notebook_claim_does_not(clone):
+    """Two experiments that differ in learning rate AND validation split, compared as if only the
+    learning rate varied: as the project's own (controls) claim it fails validation, naming the
+    confound; as a notebook claim that holds it passes, reported as confounded."""
+    from sandbox import edit_params
+
+    def add_twin(params):
+        twin = dict(params["experiments"][KEY], learning_rate=0.2, validation_split=0.2)
+        params["experiments"]["twin"] = twin
+
+    edit_params(clone, add_twin)
+    finding = """findings:
+  - id: rate_matters
+    claim: "The learning rate matters."
+    source: {source}
+    varies: learning_rate
+    checks:
+      - {{metric: twin.test.accuracy, op: ">=", than: {key}.test.accuracy, by: -1}}
+"""
+    for source, code in (("controls", 1), ("notebook", 0)):
+        (clone / "findings.yaml").write_text(finding.format(source=source, key=KEY))
+        repro(clone)
+        commit(clone, f"twin, {source}")
+        result = run(clone, "python", "-m", "tools.validate", check=False)
+        assert result.returncode == code, result.stdout + result.stderr
+        if source == "controls":
+            assert "finding rate_matters (controls) is confounded" in result.stdout
+            assert "validation_split 0.2 vs 0.3" in result.stdout or "validation_split 0.3 vs 0.2" in result.stdout
+        else:
+            assert "confounded" in (clone / "report" / "findings.md").read_text()

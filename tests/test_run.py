@@ -1,0 +1,237 @@
+"""tools.run on a toy DVC project: the real `dvc` CLI, real Dask clusters, stages that sleep.
+
+The toy pipeline: a -> {b, c} -> d, and e on its own. Each stage writes its output (its name and
+its inputs: deterministic) and, outside DVC's view, times/<stage> with its start and end times.
+TOY_SLEEP (seconds, in the environment) sets how long they sleep; a file fail-<stage> makes that
+stage fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from tools import run as tools_run
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+STAGE_PY = """\
+import os, sys, time
+name, out, *inputs = sys.argv[1:]
+start = time.time()
+os.makedirs("times", exist_ok=True)
+try:
+    time.sleep(float(os.environ.get("TOY_SLEEP", "1.5")))
+except KeyboardInterrupt:  # Ctrl-C, as a real stage would see it
+    open(f"times/{name}.interrupted", "w").close()
+    raise
+if os.path.exists(f"fail-{name}"):
+    sys.exit(f"stage {name} was told to fail")
+text = name + "\\n" + "".join(open(path).read() for path in inputs)
+open(out, "w").write(text)
+open(f"times/{name}", "w").write(f"{start} {time.time()}")
+"""
+
+
+def stage(name: str, *inputs: str) -> dict:
+    return {"cmd": f"python stage.py {name} {name}.txt {' '.join(inputs)}".strip(),
+            "deps": ["stage.py", *inputs], "outs": [f"{name}.txt"]}
+
+
+DVC_YAML = {"stages": {"a": stage("a"), "b": stage("b", "a.txt"), "c": stage("c", "a.txt"),
+                       "d": stage("d", "b.txt", "c.txt"), "e": stage("e")}}
+
+
+def env(**extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    environ["PATH"] = f"{BIN}{os.pathsep}{environ.get('PATH', '')}"
+    environ["PYTHONPATH"] = str(ROOT)  # `python -m tools.run` from the toy project's root
+    environ["DVC_NO_ANALYTICS"] = "1"
+    return environ | extra
+
+
+def sh(project: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=project, env=env(**extra), capture_output=True, text=True,
+                          timeout=120)
+
+
+def toy_project(path: Path) -> Path:
+    path.mkdir()
+    (path / "stage.py").write_text(STAGE_PY)
+    (path / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML))
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "toy"]):
+        assert sh(path, *args).returncode == 0, args
+    return path
+
+
+def tools_run_cli(project: Path, *args: str, **extra: str) -> tuple:
+    """`python -m tools.run` in the project: its CompletedProcess and wall time."""
+    start = time.monotonic()
+    result = sh(project, sys.executable, "-m", "tools.run", "--workers", "3", *args, **extra)
+    return result, time.monotonic() - start
+
+
+def times(project: Path) -> dict[str, tuple[float, float]]:
+    return {p.name: tuple(map(float, p.read_text().split())) for p in (project / "times").iterdir()}
+
+
+def test_parallel_run_equals_plain_repro_and_overlaps(tmp_path):
+    twin = toy_project(tmp_path / "twin")
+    start = time.monotonic()
+    assert sh(twin, "dvc", "repro").returncode == 0
+    sequential = time.monotonic() - start
+
+    project = toy_project(tmp_path / "project")
+    result, parallel = tools_run_cli(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(f"plain dvc repro {sequential:.1f} s, tools.run {parallel:.1f} s")
+    lines = result.stdout.splitlines()
+    for name in "abcde":
+        assert f"start {name}" in lines and f"] done {name} (" in result.stdout
+    assert "[5/5] done" in result.stdout and lines[-1].startswith("total ")
+
+    t = times(project)
+    assert t["b"][0] < t["c"][1] and t["c"][0] < t["b"][1], "b and c did not overlap"
+    assert t["e"][0] < max(t["a"][1], t["b"][1], t["c"][1]), "e waited for the others"
+    assert min(t["b"][0], t["c"][0]) >= t["a"][1], "b or c started before a ended"
+    assert t["d"][0] >= max(t["b"][1], t["c"][1]), "d started before b and c ended"
+
+    for name in "abcde":
+        assert (project / f"{name}.txt").read_text() == (twin / f"{name}.txt").read_text()
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert lock == yaml.safe_load((twin / "dvc.lock").read_text())  # md5s of every dep and out
+    assert "up to date" in sh(project, "dvc", "status").stdout
+
+    again, seconds = tools_run_cli(project)
+    assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr
+    assert "start" not in again.stdout and seconds <= 3, (seconds, again.stdout)
+
+
+def test_plan_is_stale_stages_and_their_downstream(tmp_path, monkeypatch):
+    project = toy_project(tmp_path / "project")
+    assert sh(project, "dvc", "repro", TOY_SLEEP="0").returncode == 0
+    changed_c = stage("c", "a.txt") | {"cmd": stage("c", "a.txt")["cmd"] + "  "}  # c is stale
+    stages = DVC_YAML["stages"] | {"c": changed_c}
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    monkeypatch.chdir(project)
+    assert tools_run.plan(project) == {"c": [], "d": ["c"]}  # not a, b, e; d waits for c only
+
+
+@pytest.fixture
+def scheduler(tmp_path):
+    """An existing Dask scheduler with two single-threaded workers, as on shared machines; the
+    workers cannot import this project's code (no PYTHONPATH): tools.run must not need it."""
+    info = tmp_path / "scheduler.json"
+    environ = {k: v for k, v in env().items() if k != "PYTHONPATH"}
+    procs = []
+
+    def start(*args: str) -> None:
+        procs.append(subprocess.Popen([str(BIN / "dask"), *args, "--scheduler-file", str(info),
+                                       "--no-dashboard"], cwd=tmp_path, env=environ,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+
+    start("scheduler", "--host", "127.0.0.1", "--port", "0")
+    try:
+        deadline = time.monotonic() + 30
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        start("worker", "--nthreads", "1", "--nworkers", "2")
+        yield json.loads(info.read_text())["address"]
+    finally:
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+
+
+def test_failed_stage_skips_dependents_and_others_finish_on_a_scheduler(tmp_path, scheduler):
+    project = toy_project(tmp_path / "project")
+    (project / "fail-b").touch()
+    result, _ = tools_run_cli(project, "--scheduler", scheduler)
+    assert result.returncode == 1
+    assert sorted(times(project)) == ["a", "c", "e"]  # d never ran
+    assert not (project / "d.txt").exists() and "skipped d" in result.stdout
+    log = project / ".dvc/tmp/run-logs/b.log"
+    assert "stage b was told to fail" in log.read_text()
+    assert "stage b was told to fail" in result.stderr  # the log's tail is echoed
+    assert result.stderr.strip().splitlines()[-1] == "FAILED: b (log: .dvc/tmp/run-logs/b.log)"
+    status = sh(project, "dvc", "status").stdout
+    assert "a:" not in status and "c:" not in status and "e:" not in status
+
+
+def stage_processes(project: Path) -> list[psutil.Process]:
+    """Every live process working in the project: dvc, the stages' commands, Dask's workers."""
+    return [proc for proc in psutil.process_iter(["cwd", "status", "cmdline"])
+            if (proc.info["cwd"] or "").startswith(str(project))
+            and proc.info["status"] != psutil.STATUS_ZOMBIE]
+
+
+def sleeping(project: Path) -> list[psutil.Process]:
+    """The stages' own commands (`python stage.py ...`) running now."""
+    return [p for p in stage_processes(project) if "stage.py" in (p.info["cmdline"] or [])[1:2]]
+
+
+def test_ctrl_c_stops_every_stage_and_exits_130(tmp_path):
+    project = toy_project(tmp_path / "project")
+    proc = subprocess.Popen([sys.executable, "-m", "tools.run", "--workers", "2"], cwd=project,
+                            env=env(TOY_SLEEP="60"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own group, as a terminal's job
+    try:
+        deadline = time.monotonic() + 30
+        while len(commands := sleeping(project)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(commands) == 2, commands  # a's and e's, sleeping
+
+        start = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets SIGINT
+        assert proc.wait(timeout=20) == 130
+        assert time.monotonic() - start < 10
+        assert "interrupted: stopping a, e" in proc.stderr.read()
+        assert sorted(p.name for p in (project / "times").iterdir()) == [  # they saw Ctrl-C
+            "a.interrupted", "e.interrupted"]
+        deadline = time.monotonic() + 5
+        while stage_processes(project) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stage_processes(project) == []
+    finally:  # if the test failed: leave nothing running
+        for leftover in [proc, *stage_processes(project)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("message", [  # DVC's two lock errors, as it prints them
+    "ERROR: Unable to acquire lock. Most likely another DVC process is running or was terminated",
+    "ERROR: failed to reproduce 'b': '/p/a.txt' is busy, it is being blocked by:\n  (PID 9): dvc"])
+def test_busy_lock_is_retried_other_failures_are_not(tmp_path, monkeypatch, message):
+    """A fake `dvc` that fails with DVC's lock error twice, then succeeds; then one that fails
+    otherwise (its command printing "is busy" is not DVC's lock)."""
+    fake = tmp_path / "bin" / "dvc"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nn=$(cat calls 2>/dev/null || echo 0); echo $((n+1)) > calls\n"
+                    f"[ $n -ge 2 ] && exit 0\necho \"{message}\"; exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(tools_run, "BACKOFF", 0.01)
+    assert tools_run.run_stage("a", str(tmp_path), {})["status"] == "done"
+    assert (tmp_path / "calls").read_text().strip() == "3"
+
+    fake.write_text("#!/bin/sh\necho 'the device is busy'; echo 'ERROR: failed to reproduce'\n"
+                    "echo x >> calls; exit 1\n")
+    (tmp_path / "calls").unlink()
+    assert tools_run.run_stage("a", str(tmp_path), {})["status"] == "failed"
+    assert (tmp_path / "calls").read_text() == "x\n"

@@ -1,0 +1,273 @@
+"""`make run`: reproduce the pipeline, running independent stages at the same time.
+
+`python -m tools.run [--scheduler tcp://host:port] [--workers N]`, from the project root.
+
+1. One `dvc status` (DVC's Python API) finds the stale stages; they and every stage downstream of
+   them are run, in the order of DVC's own stage graph (`repo.index.graph`). Nothing stale: exit at
+   once, no cluster started.
+2. Each stage becomes a Dask task as soon as its upstream stages succeeded and a worker is free.
+   Why Dask: the same code runs on a `LocalCluster` (one single-threaded worker process per core)
+   or, with `--scheduler`, on the workers of several machines sharing this working tree (at the
+   same path; run as `python -m tools.run`, the tasks are shipped by value, so `dask worker`
+   there needs no project code); Dask places the tasks, runs them and reports back.
+3. Each task runs `dvc repro --single-item <stage>` in its own process group, so DVC still decides
+   whether the stage changed, runs it, and owns dvc.lock, the run cache and its locks: a plain
+   `dvc repro` gives the same result. Why `--single-item`: without it every `dvc repro <stage>`
+   would also walk (and lock) the stage's upstream stages while another worker runs them, the
+   "is busy" failures of dvc issue 11054. If DVC's repo lock is still briefly busy, the stage is
+   retried with a back-off.
+4. A failed stage skips its dependents, the other stages finish, and the command exits 1 naming
+   the stage and its log (`.dvc/tmp/run-logs/<stage>.log`). Ctrl-C stops every running stage (its
+   whole process group), then the cluster, and exits 130; so does SIGTERM.
+
+DVC_NO_ANALYTICS, when set, is passed on to every `dvc` this starts, on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+LOG_DIR = Path(".dvc/tmp/run-logs")
+LOCK_BUSY = re.compile(r"^ERROR: .*(is busy, it is (being )?blocked by|Unable to acquire lock)",
+                       re.MULTILINE)  # DVC's own errors, not a stage's output
+RETRIES = 4  # attempts of a stage whose only failure is DVC's lock being busy
+BACKOFF = 1.0  # seconds before the 2nd attempt; doubled before each next one
+POLL = 0.25  # seconds between two checks of a running stage for Ctrl-C (a scheduler round trip)
+PASSED_ENV = ("DVC_NO_ANALYTICS",)
+
+
+def plan(root: Path) -> dict[str, list[str]]:
+    """Stages to run, upstream first: each stale stage and every stage downstream of it, mapped to
+    its upstream stages that are also run."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        stale = set(repo.status(check_updates=False))
+        todo = set()
+        for stage in graph:
+            if stage.addressing in stale:
+                todo |= {stage} | nx.ancestors(graph, stage)  # ancestors: stages depending on it
+        order = reversed(list(nx.topological_sort(graph)))
+        return {stage.addressing: [up.addressing for up in graph.successors(stage) if up in todo]
+                for stage in order if stage in todo}
+
+
+def log_path(stage: str) -> Path:
+    return LOG_DIR / (re.sub(r"[^\w@.-]", "_", stage) + ".log")
+
+
+def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False) -> dict:
+    """Run `dvc repro --single-item stage` until it succeeds, fails, or `stopped()` says Ctrl-C
+    was pressed. Retried while it fails only because DVC's lock is busy."""
+    log = Path(root) / log_path(stage)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    start = time.monotonic()
+    for attempt in range(1, RETRIES + 1):
+        offset = log.stat().st_size
+        with log.open("a") as out:
+            proc = subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=root,
+                                    env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=default_sigint)
+        try:
+            while not exited(proc, POLL):
+                if stopped():
+                    return {"stage": stage, "status": "interrupted"}
+        finally:
+            terminate(proc)
+        seconds = round(time.monotonic() - start, 1)
+        if proc.returncode == 0:
+            return {"stage": stage, "status": "done", "seconds": seconds, "attempts": attempt}
+        with log.open() as text:
+            text.seek(offset)
+            busy = LOCK_BUSY.search(text.read())
+        if not busy or attempt == RETRIES:
+            return {"stage": stage, "status": "failed", "seconds": seconds, "attempts": attempt}
+        with log.open("a") as out:
+            out.write(f"\n--- tools.run: DVC's lock was busy; attempt {attempt + 1} ---\n")
+        time.sleep(BACKOFF * 2 ** (attempt - 1))
+
+
+def exited(proc: subprocess.Popen, timeout: float) -> bool:
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def default_sigint() -> None:
+    """In a stage's process: the LocalCluster's workers ignore SIGINT, their stages must not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def terminate(proc: subprocess.Popen) -> None:
+    """Stop a stage's whole process group (dvc and its command) as a terminal's Ctrl-C would,
+    so the stage can clean up (SIGINT), then SIGTERM, then SIGKILL."""
+    for sig, grace in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return  # the group is empty: nothing left running
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def stage_task(stage: str, root: str, env: dict[str, str], stop) -> dict:
+    """The Dask task: run the stage unless Ctrl-C was pressed (`stop`, a Dask Event, is set)."""
+    if stop.is_set():
+        return {"stage": stage, "status": "interrupted"}
+    return run_stage(stage, root, env, stopped=stop.is_set)
+
+
+def start_cluster(scheduler: str | None, workers: int):
+    """A client of the given scheduler, or of a new LocalCluster of `workers` processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        client.wait_for_workers(1)
+        return client, None
+    # Workers inherit an ignored SIGINT: Ctrl-C reaches this process only, which then stops the
+    # stages and the workers in order.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               memory_limit=0, dashboard_address=None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return Client(cluster), cluster
+
+
+def downstream(stage: str, stages: dict[str, list[str]]) -> set[str]:
+    found, todo = set(), [stage]
+    while todo:
+        up = todo.pop()
+        new = {s for s, ups in stages.items() if up in ups} - found
+        found |= new
+        todo.extend(new)
+    return found
+
+
+def outcome(stage: str, future) -> dict:
+    """A finished task's result; a task that raised (Dask or this code, not the stage) failed."""
+    if future.status == "finished":
+        return future.result()
+    error = repr(future.exception()) if future.status == "error" else future.status
+    print(f"error in the task of {stage}: {error}", file=sys.stderr, flush=True)
+    return {"stage": stage, "status": "failed"}
+
+
+def summarize(failed: list[str], root: Path) -> int:
+    """Echo each failed stage's log tail to stderr, then a last line naming them; the exit code."""
+    for stage in failed:
+        tail = (root / log_path(stage)).read_text(errors="replace").splitlines()[-20:]
+        print(f"--- {stage}: last lines of {log_path(stage)} ---", *tail, sep="\n",
+              file=sys.stderr, flush=True)
+    if failed:
+        print("FAILED: " + ", ".join(f"{stage} (log: {log_path(stage)})" for stage in failed),
+              file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers: int) -> int:
+    """Run the planned stages on Dask; the exit code: 0, 1 if a stage failed, 130 on Ctrl-C.
+
+    A stage is submitted once its upstream stages succeeded, and only when a worker thread is
+    free: Dask's scheduler would otherwise place it on the worker holding its upstream's result
+    (`decide_worker`), and queue it there while that worker is busy and another one idles."""
+    from distributed import Event, as_completed, wait
+
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    client, cluster = start_cluster(scheduler, min(workers, len(stages)))
+    run_id = uuid.uuid4().hex[:8]
+    stop = Event(f"tools.run-stop-{run_id}", client=client)
+    waiting = {stage: set(upstream) for stage, upstream in stages.items()}
+    running, names, failed, ended = as_completed(), {}, [], 0
+
+    def submit_ready():
+        threads = max(sum(client.nthreads().values()), 1)  # no worker now: Dask holds the task
+        free = threads - running.count()
+        for stage in [stage for stage, upstream in waiting.items() if not upstream][:max(free, 0)]:
+            del waiting[stage]
+            future = client.submit(stage_task, stage, str(root), env, stop,
+                                   key=f"{stage}-{run_id}", pure=False)
+            names[future] = stage
+            running.add(future)
+            print(f"start {stage}", flush=True)
+
+    try:
+        submit_ready()
+        for future in running:
+            result = outcome(names.pop(future), future)
+            stage, ended = result["stage"], ended + 1
+            retried = f", {result['attempts']} attempts" if result.get("attempts", 1) > 1 else ""
+            print(f"[{ended}/{len(stages)}] {result['status']} {stage} "
+                  f"({result.get('seconds', 0):.1f} s{retried})", flush=True)
+            if result["status"] == "done":
+                for upstream in waiting.values():
+                    upstream.discard(stage)
+            else:
+                failed.append(stage)
+                for skipped in sorted(downstream(stage, stages) & waiting.keys()):
+                    del waiting[skipped]
+                    ended += 1
+                    print(f"[{ended}/{len(stages)}] skipped {skipped} (after {stage})", flush=True)
+            submit_ready()
+        return summarize(failed, root)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the cleanup
+        print(f"\ninterrupted: stopping {', '.join(names.values()) or 'nothing'}", file=sys.stderr,
+              flush=True)
+        stop.set()
+        try:
+            wait(list(names), timeout=30)  # the tasks end their stages' processes
+        except TimeoutError:
+            pass
+        return 130
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--scheduler", metavar="tcp://host:port",
+                        help="an existing Dask scheduler (default: a LocalCluster on this machine)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="LocalCluster worker processes (default: one per core, %(default)s)")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`, a CI timeout: as Ctrl-C
+    start = time.monotonic()
+    root = Path.cwd()
+    try:
+        stages = plan(root)
+        if not stages:
+            print(f"Pipeline is up to date: nothing to run ({time.monotonic() - start:.1f} s)")
+            return 0
+        print(f"{len(stages)} stage(s) to run: {', '.join(stages)}", flush=True)
+        code = run(stages, root, args.scheduler, args.workers)
+    except KeyboardInterrupt:
+        code = 130
+    print(f"total {time.monotonic() - start:.1f} s", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""`make ui`: `mlflow ui` on the repository's store, and the URL that opens the runs view.
+
+MLflow 3.17's UI opens an experiment on its GenAI pages (Overview, Traces) unless the browser is in
+the "Model training" workflow. The server cannot choose that: the frontend takes the workflow from
+the URL's `workflowType` parameter, else from the browser's localStorage (`mlflow.workflowType_v1`,
+written when the user flips the sidebar toggle), else GenAI; the `mlflow.experimentKind`
+experiment tag is not read by this build. So the URL printed here carries
+`?workflowType=machine_learning`.
+
+    python -m tools.ui [--host 127.0.0.1] [--port 5000] [--root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE_FILE = "mlflow.db"
+ARTIFACT_DIR = "mlruns"
+DEFAULT_EXPERIMENT = "classification-intuition"
+RUNS_VIEW_QUERY = "workflowType=machine_learning"
+
+
+def runs_view_url(base_url: str, experiment_id: str) -> str:
+    """The UI page listing an experiment's runs (the "Model training" view, not GenAI Overview)."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{RUNS_VIEW_QUERY}"
+
+
+def experiment_name(root: Path = ROOT) -> str:
+    import yaml
+
+    try:
+        params = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    except OSError:
+        return DEFAULT_EXPERIMENT
+    return (params.get("mlflow") or {}).get("experiment_name") or DEFAULT_EXPERIMENT
+
+
+def experiment_id(store_uri: str, name: str) -> str | None:
+    """The experiment's id in the store, or None if the store or the experiment does not exist."""
+    from mlflow.tracking import MlflowClient
+
+    experiment = MlflowClient(store_uri).get_experiment_by_name(name)
+    return None if experiment is None else experiment.experiment_id
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_healthy(base_url: str, server: subprocess.Popen, timeout: float = 120) -> bool:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if requests.get(f"{base_url}/health", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="where mlflow.db, mlruns/ and params.yaml are (default: this repository)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    base_url = f"http://{args.host}:{args.port}"
+    name = experiment_name(root)
+
+    remote = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if remote.startswith(("http://", "https://")):
+        exp_id = experiment_id(remote, name)
+        where = runs_view_url(remote, exp_id) if exp_id else remote
+        print(f"MLFLOW_TRACKING_URI is {remote}: the runs are on that server, not in {STORE_FILE}.\n"
+              f"Open {where}")
+        return 0
+
+    store_uri = f"sqlite:///{root / STORE_FILE}"
+    # Asking a missing sqlite store would create it: look before asking.
+    exp_id = experiment_id(store_uri, name) if (root / STORE_FILE).exists() else None
+    if not port_is_free(args.host, args.port):
+        print(f"error: {args.host}:{args.port} is in use; try `make ui PORT={args.port + 1}`",
+              file=sys.stderr)
+        return 2
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_BACKEND_STORE_URI")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port),
+         "--workers", "1", "--backend-store-uri", store_uri,
+         "--default-artifact-root", (root / ARTIFACT_DIR).as_uri()],
+        cwd=root, env=env)
+    # `kill` (SIGTERM) stops the UI too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if not wait_healthy(base_url, server):
+            print(f"error: mlflow ui did not come up on {base_url}", file=sys.stderr)
+            return 2
+        print()
+        if exp_id is None:
+            print(f"MLflow experiment {name!r} is not in {STORE_FILE} yet: run `make run` first.\n"
+                  f"MLflow UI: {base_url}")
+        else:
+            print(f"Runs of {name!r} (Model training view):\n  {runs_view_url(base_url, exp_id)}\n"
+                  "Links inside the UI fall back to its GenAI pages until you click 'Model training'\n"
+                  "in the sidebar once; the browser remembers that (docs/mlflow-ui.md).")
+        print("Ctrl-C stops the UI.", flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
