@@ -23,8 +23,8 @@ validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipelin
 ui: $(STAMP)  ## mlflow ui on mlflow.db at 127.0.0.1:5000 (make ui PORT=5001); prints the runs-view URL
 	$(PY) -m tools.ui --host 127.0.0.1 --port $(or $(PORT),5000)
 
-bench: $(STAMP)  ## model.fit vs this project's trainer, and pipeline timings
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tools/bench.py
+bench: $(STAMP)  ## 1 vs 5 seeds, trainer vs model.fit, sequential vs parallel pipeline, where the time goes
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.bench
 
 lock:  ## regenerate requirements.txt from requirements.in in a scratch venv
 	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv

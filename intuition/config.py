@@ -300,19 +300,23 @@ def parse_params(raw: object, source: Path = PARAMS_FILE) -> Params:
         raise ParamsError("\n".join(dict.fromkeys(lines))) from None
 
 
-def load_params(path: Path = PARAMS_FILE) -> Params:
+def read_yaml(path: Path):
+    """A YAML file's content, or one ParamsError line naming the file (and line) and the problem."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the project root)") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ParamsError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_params(raw, path)
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    return parse_params(read_yaml(path), path)
 
 
 @contextmanager

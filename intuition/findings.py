@@ -18,10 +18,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from intuition.config import KNOBS, ParamsError, Strict
+from intuition.config import KNOBS, ParamsError, Strict, read_yaml
 
 FINDINGS_FILE = Path("findings.yaml")
 COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -183,17 +182,7 @@ def parse_findings(raw: object, experiments: Iterable[str], n_seeds: int,
 
 def load_findings(path: Path | str, experiments: Iterable[str], n_seeds: int) -> Findings:
     """Read and validate findings.yaml (see parse_findings)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found (run from the project root)") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ParamsError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
-    return parse_findings(raw, experiments, n_seeds, path)
+    return parse_findings(read_yaml(path), experiments, n_seeds, path)
 
 
 def load_findings_for(params, path: Path | str = FINDINGS_FILE) -> Findings:

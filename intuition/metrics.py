@@ -11,6 +11,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from intuition.types import Grid, Points
 
 SPLITS = ("train", "val", "test")
+AGGREGATED = [f"{split}.{name}" for split in SPLITS for name in ("accuracy", "log_loss")] + [
+    "sharpness.mean_max_probability", "sharpness.mean_entropy"]
 # A seed "learned" when its final model (evaluated on the rows it was fitted on) has a finite
 # loss no higher than the untrained model's (epoch 0), and an accuracy at least LEARNING_MARGIN
 # above chance (the majority class's share of those rows). Otherwise it failed to learn: the loss
@@ -122,3 +124,15 @@ def agreement(grid_probas: np.ndarray) -> float:
         return math.nan
     classes = np.argmax(voting, axis=-1)  # (seeds, rows, cols)
     return float((classes == classes[0]).all(axis=0).mean())
+
+
+def summarise(per_seed: pd.DataFrame, grid_probas: np.ndarray) -> dict:
+    """metrics.json: how many seeds learned or diverged, the representative seed, the aggregates
+    of every AGGREGATED metric over seeds, and how much of the region all seeds agree on."""
+    return {
+        "seeds": len(per_seed), "learned_seeds": int(per_seed["learned"].sum()),
+        "diverged_seeds": int(per_seed["diverged_at_epoch"].notna().sum()),
+        "representative_seed": representative_seed(per_seed),
+        **aggregate(per_seed, AGGREGATED),
+        "agreement": {"all_seeds_agree": agreement(grid_probas)},
+    }

@@ -13,10 +13,6 @@ from intuition.config import load_stage
 from intuition.datasets import split_validation
 from intuition.network import load_layers, predict_proba
 
-METRIC_COLUMNS = [f"{split}.{name}" for split in metrics.SPLITS for name in ("accuracy", "log_loss")] + [
-    "sharpness.mean_max_probability", "sharpness.mean_entropy"]
-
-
 def main() -> None:
     params, key = load_stage("experiments")
     spec, trained, out = params.experiments[key], files.TrainOutputs(key), files.EvaluateOutputs(key)
@@ -38,13 +34,8 @@ def main() -> None:
         {"seed": i, **metrics.seed_row(labelled, probas[i], grid_probas[i], untrained[i],
                                        training["diverged_at_epoch"][i])}
         for i in range(n_seeds)])
-    rep = metrics.representative_seed(per_seed)
-    summary = {
-        "seeds": n_seeds, "learned_seeds": int(per_seed["learned"].sum()),
-        "diverged_seeds": int(per_seed["diverged_at_epoch"].notna().sum()), "representative_seed": rep,
-        **metrics.aggregate(per_seed, METRIC_COLUMNS),
-        "agreement": {"all_seeds_agree": metrics.agreement(grid_probas)},
-    }
+    summary = metrics.summarise(per_seed, grid_probas)
+    rep = summary["representative_seed"]
     test_pred = probas[rep]["test"].argmax(axis=1)
 
     # Draw: one model's figures from the representative seed, the others over all seeds.
@@ -83,16 +74,12 @@ def main() -> None:
             fig.savefig(tmp / f"{name}.png", dpi=params.plots.dpi)
 
     # Record: the parent run and one child per seed, from the files just written.
-    flat = {f"{split}/{name}{'' if stat == 'mean' else '_' + stat}": value
-            for split, names in summary.items() if isinstance(names, dict)
-            for name, stats in names.items()
-            for stat, value in (stats.items() if isinstance(stats, dict) else [("mean", stats)])}
-    flat |= {"seeds/learned": summary["learned_seeds"], "seeds/diverged": summary["diverged_seeds"]}
     run_id = tracking.record(experiment_id, tracking.ExperimentRecord(
         key=key, params=tracking.params_by_role(spec, params.dataset_of(key), params.seed, n_seeds),
         tags={"dataset": spec.dataset, "architecture": spec.architecture(),
               "dvc_stages": f"train@{key}, evaluate@{key}"},
-        training=training, history=history, per_seed=per_seed, summary=flat, representative=rep,
+        training=training, history=history, per_seed=per_seed, summary=tracking.summary_metrics(summary),
+        representative=rep,
         model_path=trained.model(rep),
         training_data=pd.DataFrame({"x1": cut.fit.X[:, 0], "x2": cut.fit.X[:, 1], "y": cut.fit.y.astype(float)}),
         artifacts=[out.metrics, out.seeds, trained.history, out.confusion, out.figures],

@@ -64,7 +64,7 @@ def main() -> None:
     for key, spec in params.experiments.items():
         rows.setdefault(spec.dataset, []).append(gallery_panel(key, summaries[key]))
     gallery = figures.gallery(list(rows.values()),
-                              f"Classification Intuition: representative seed of {params.seeds}, rows: datasets")
+                              f"Classification Intuition ({params.seeds} seeds each; rows: datasets)")
     with files.atomic_path(files.REPORT / "gallery.png") as tmp:
         gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
 

@@ -56,9 +56,30 @@ def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = Non
         params["seeds"] = seeds
 
     edit_params(project, shrink)
+    if experiments is not None:
+        keep_findings_about(project, set(experiments))
     run(project, "git", "init", "-q")
     commit(project, "sandbox")
     return project
+
+
+def keep_findings_about(project: Path, experiments: set[str]) -> None:
+    """Drop the findings of findings.yaml that compare experiments the copy does not have (and
+    references to dropped findings), as a user trimming params.yaml would."""
+    path = project / "findings.yaml"
+    data = yaml.safe_load(path.read_text())
+
+    def named(finding):
+        return {c[k].split(".", 1)[0] for c in finding["checks"] for k in ("metric", "than") if c.get(k)}
+
+    data["findings"] = [f for f in data["findings"] if named(f) <= experiments]
+    kept = {f["id"] for f in data["findings"]}
+    for finding in data["findings"]:
+        if "overturned_by" in finding:
+            finding["overturned_by"] = [i for i in finding["overturned_by"] if i in kept]
+            if not finding["overturned_by"]:
+                del finding["overturned_by"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 def commit(project: Path, message: str) -> None:

@@ -247,3 +247,21 @@ def test_agreement_on_a_tiny_grid():
     assert agreement(grid_probas) == pytest.approx(3 / 4)
     assert agreement(grid_probas[:2]) == 1.0
     assert agreement(grid_probas[:1]) == 1.0  # one seed always agrees with itself
+
+
+def test_summarise_counts_seeds_and_aggregates_every_metric():
+    from intuition.metrics import AGGREGATED, summarise
+
+    rows = []
+    for seed, (val_loss, learned, diverged) in enumerate([(0.3, True, np.nan), (0.1, True, np.nan), (np.nan, False, 4)]):
+        row = {name: 0.5 + seed / 10 for name in AGGREGATED} | {"val.log_loss": val_loss}
+        rows.append({"seed": seed, **row, "learned": learned, "diverged_at_epoch": diverged})
+    grid_probas = np.zeros((3, 2, 2, 2))
+    grid_probas[..., 0] = 1  # every seed votes class 0 everywhere...
+    grid_probas[2] = np.nan  # ...but the diverged one has no vote
+    summary = summarise(pd.DataFrame(rows), grid_probas)
+    assert (summary["seeds"], summary["learned_seeds"], summary["diverged_seeds"]) == (3, 2, 1)
+    assert summary["representative_seed"] == 1  # median (lower middle) of the finite losses 0.1, 0.3
+    assert summary["test"]["accuracy"]["mean"] == pytest.approx(0.6)
+    assert summary["val"]["log_loss"]["max"] == pytest.approx(0.3)  # the NaN seed left out
+    assert summary["agreement"]["all_seeds_agree"] == 1.0

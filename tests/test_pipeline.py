@@ -110,8 +110,9 @@ def test_report_reads_only_what_evaluate_wrote(project):
     from dvc.repo import Repo
 
     with Repo(str(project)) as repo:
-        report = next(s for s in repo.index.stages if s.addressing == "report")
-        assert {d.def_path for d in report.deps if not d.def_path.endswith(".py")} == {"results", "findings.yaml"}
+        report = next(s for s in repo.index.stages if s.name == "report")
+        assert {d.def_path for d in report.deps if not d.def_path.endswith(".py")} == {
+            "results", "findings.yaml", "params.yaml"}
     for folder in ("models", "data"):
         (project / folder).rename(project / f"{folder}-away")
     try:
@@ -199,7 +200,7 @@ def test_a_run_holds_everything(project):
         assert len(client.get_metric_history(child.info.run_id, "epoch/train_loss")) == EPOCHS + 1
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    logged = mlflow.search_logged_models(output_format="list")
+    logged = mlflow.search_logged_models(experiment_ids=[run_.info.experiment_id], output_format="list")
     model_info = next(m for m in logged if m.source_run_id == run_.info.run_id)
     assert model_info.name == "spiral_hard_relu_1x100"
     assert "test/accuracy" in {m.key for m in model_info.metrics}

@@ -235,3 +235,21 @@ def test_busy_lock_is_retried_other_failures_are_not(tmp_path, monkeypatch, mess
     (tmp_path / "calls").unlink()
     assert tools_run.run_stage("a", str(tmp_path), {})["status"] == "failed"
     assert (tmp_path / "calls").read_text() == "x\n"
+
+
+def test_the_projects_bad_inputs_stop_it_before_any_stage(tmp_path):
+    """On this project, params.yaml and findings.yaml are checked before anything runs: a
+    finding's min_seeds above `seeds` would otherwise only fail the report, after all training."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from sandbox import make_project, run
+
+    project = make_project(tmp_path, epochs=1, experiments=["linear_perceptron"], seeds=2)
+    findings = yaml.safe_load((project / "findings.yaml").read_text())
+    findings["findings"][0]["min_seeds"] = 3
+    (project / "findings.yaml").write_text(yaml.safe_dump(findings, sort_keys=False))
+    result = run(project, "python", "-m", "tools.run", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: findings.yaml: finding perceptron_separates_blobs: min_seeds: 3 is more than the 2 seeds "
+        "(params `seeds`); use 1 to 2, or leave it out for all seeds"]
+    assert not (project / "data").exists() and not (project / ".dvc" / "tmp" / "run-logs").exists()

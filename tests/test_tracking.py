@@ -144,7 +144,8 @@ def test_pipeline_against_a_real_tracking_server(project, mlflow_server):
     assert len(runs_in(mlflow_server, "seed")) == 2 * len(EXPERIMENTS)
     first = next(r for r in runs if r.info.run_name == "linear_perceptron")
     mlflow.set_tracking_uri(mlflow_server)
-    logged = next(m for m in mlflow.search_logged_models(output_format="list") if m.source_run_id == first.info.run_id)
+    logged = next(m for m in mlflow.search_logged_models(experiment_ids=[first.info.experiment_id], output_format="list")
+                  if m.source_run_id == first.info.run_id)
     model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
     X = np.random.default_rng(1).normal(size=(20, 2)).astype("float32")
     rep = json.loads((project / "results" / "linear_perceptron" / "metrics.json").read_text())["representative_seed"]

@@ -86,7 +86,7 @@ def test_validate_passes_on_a_fresh_clone_and_writes_a_summary(clone):
     for step in ("static checks", "dvc.lock is current", "full pipeline", "outputs valid", "findings hold"):
         assert f"::: validate: {step}: ok" in result.stdout
     summary = (clone / "validation-summary.md").read_text()
-    assert "| perceptron_learns |" in summary and "holds" in summary and "## Leaderboard" in summary
+    assert "[perceptron_learns](#perceptron_learns)" in summary and "✅ holds" in summary and "## Leaderboard" in summary
 
 
 def test_a_finding_that_does_not_hold_fails_with_the_claim_and_numbers(clone):
@@ -117,7 +117,7 @@ def test_a_confounded_control_fails_and_a_confounded_notebook_claim_does_not(clo
     source: {source}
     varies: learning_rate
     checks:
-      - {{metric: twin.test.accuracy, op: ">=", than: {key}.test.accuracy, by: -1}}
+      - {{metric: twin.test.accuracy, op: within, than: {key}.test.accuracy, by: 1}}
 """
     for source, code in (("controls", 1), ("notebook", 0)):
         (clone / "findings.yaml").write_text(finding.format(source=source, key=KEY))

@@ -244,6 +244,23 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
             cluster.close()
 
 
+def inputs_are_valid(root: Path) -> bool:
+    """This project's params.yaml and findings.yaml, checked before any stage starts: a bad key or
+    value (say `min_seeds` above `seeds`) would otherwise surface only in the report, after every
+    model trained. One `error:` line per problem. A DVC project without them is not checked."""
+    if not (root / "params.yaml").exists() or not (root / "findings.yaml").exists():
+        return True
+    from intuition.config import ParamsError, load_params
+    from intuition.findings import load_findings_for
+
+    try:
+        load_findings_for(load_params(root / "params.yaml"), root / "findings.yaml")
+    except ParamsError as exc:
+        print("\n".join(f"error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scheduler", metavar="tcp://host:port",
@@ -256,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`, a CI timeout: as Ctrl-C
     start = time.monotonic()
     root = Path.cwd()
+    if not inputs_are_valid(root):
+        return 2
     try:
         stages = plan(root)
         if not stages:
