@@ -254,7 +254,7 @@ def inputs_are_valid(root: Path) -> bool:
     from intuition.findings import load_findings_for
 
     try:
-        load_findings_for(load_params(root / "params.yaml"), root / "findings.yaml")
+        load_findings_for(load_params(Path("params.yaml")), Path("findings.yaml"))  # root is the cwd
     except ParamsError as exc:
         print("\n".join(f"error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
         return False
