@@ -42,7 +42,8 @@ def main() -> None:
     note = f"representative seed {rep} of {n_seeds} (median validation loss)"
     view = figures.RegionsView(grid, grid_probas[rep], splits.train, splits.test, test_pred,
                                float(per_seed.loc[rep, "test.accuracy"]))
-    all_pred = np.concatenate([predict_proba(models[rep], splits.train.X).argmax(axis=1), test_pred])
+    # splits.all is the fitted rows, the validation rows, then the test rows: predicted above already.
+    all_pred = np.concatenate([probas[rep][split].argmax(axis=1) for split in ("train", "val", "test")])
     drawings = {
         "training_curves": figures.training_curves(history, key, representative_seed=rep),
         "seed_agreement": figures.seed_agreement(grid, grid_probas, splits.all, key),
