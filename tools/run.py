@@ -31,6 +31,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -40,6 +41,7 @@ LOCK_BUSY = re.compile(r"^ERROR: .*(is busy, it is (being )?blocked by|Unable to
                        re.MULTILINE)  # DVC's own errors, not a stage's output
 RETRIES = 4  # attempts of a stage whose only failure is DVC's lock being busy
 BACKOFF = 1.0  # seconds before the 2nd attempt; doubled before each next one
+CLEANUP_SECONDS = 8  # after Ctrl-C: the longest the clean-up may take before the runner exits 130
 POLL = 0.25  # seconds between two checks of a running stage for Ctrl-C (a scheduler round trip)
 PASSED_ENV = ("DVC_NO_ANALYTICS",)
 # One stage per core: a stage's own thread pools (TensorFlow's, NumPy's BLAS) would otherwise each
@@ -238,6 +240,12 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the cleanup
         print(f"\ninterrupted: stopping {', '.join(names.values()) or 'nothing'}", file=sys.stderr,
               flush=True)
+        interrupt_local_stages()
+        # Dask calls cut short by the Ctrl-C can leave the client unable to finish the clean-up
+        # below (seen: no exit 20 s after Ctrl-C); the stages were stopped above, so do not wait.
+        watchdog = threading.Timer(CLEANUP_SECONDS, os._exit, [130])
+        watchdog.daemon = True  # a clean-up that finishes in time exits at once
+        watchdog.start()
         stop.set()
         try:
             wait(list(names), timeout=30)  # the tasks end their stages' processes
@@ -248,6 +256,20 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def interrupt_local_stages() -> None:
+    """Ctrl-C straight to the stages running on this machine (each `dvc repro --single-item` is its
+    own process group, under a LocalCluster worker): they stop even if the stop event cannot get
+    through the Dask client that the same Ctrl-C interrupted mid-call."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "--single-item" in child.cmdline():
+                os.killpg(child.pid, signal.SIGINT)
+        except (psutil.Error, ProcessLookupError):
+            pass
 
 
 def inputs_are_valid(root: Path) -> bool:
