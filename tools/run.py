@@ -298,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`, a CI timeout: as Ctrl-C
+    # Ctrl-C and `kill` (a CI timeout) both stop the run cleanly, even when started from a parent
+    # that ignores SIGINT (a background job of a non-interactive shell: Python then installs no
+    # KeyboardInterrupt handler, and Ctrl-C would do nothing).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     start = time.monotonic()
     root = Path.cwd()
     if not inputs_are_valid(root):
