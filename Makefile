@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test validate ui bench lock clean
+.PHONY: run test validate ui compare bench lock clean
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipelin
 
 ui: $(STAMP)  ## mlflow ui on mlflow.db at 127.0.0.1:5000 (make ui PORT=5001); prints the runs-view URL
 	$(PY) -m tools.ui --host 127.0.0.1 --port $(or $(PORT),5000)
+
+compare: $(STAMP)  ## dvc exp show narrowed to what differs: the changed knobs and each changed experiment's mean test accuracy
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc exp show --only-changed --drop '(?!Experiment$$|seeds?$$|experiments\.|datasets\.|.*test\.accuracy\.mean$$)'
 
 bench: $(STAMP)  ## 1 vs 5 seeds, trainer vs model.fit, sequential vs parallel pipeline, where the time goes
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.bench

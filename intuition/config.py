@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import sys
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Literal, Union
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from intuition import features as playground
 
 PARAMS_FILE = Path("params.yaml")
 KEY_PATTERN = r"^[a-z0-9_]+$"
@@ -66,8 +68,110 @@ class SpiralData(Strict):
     test_fraction: Fraction = 0.2
 
 
+class PlaygroundData(Strict):
+    """TensorFlow Playground's classification data (src/dataset.ts), at Playground's scale (points
+    within ±6). Playground's label -1 is class 0 and +1 is class 1. `noise` is Playground's noise
+    slider as a fraction (0 to 50 % = 0 to 0.5). Drawn with the global `seed`, as the spiral is."""
+
+    kind: str  # each kind below narrows it to its own name
+    n_samples: PositiveInt = 500
+    noise: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    test_fraction: Fraction = 0.2
+
+    @property
+    def n_classes(self) -> int:
+        return 2
+
+
+class CircleData(PlaygroundData):
+    """classifyCircleData: class 1 within radius 2.5, class 0 on the ring 3.5 to 5."""
+
+    kind: Literal["circle"]
+
+
+class XorData(PlaygroundData):
+    """classifyXORData: class 1 in the quadrants where x1 * x2 >= 0, class 0 in the other two."""
+
+    kind: Literal["xor"]
+
+
+class GaussData(PlaygroundData):
+    """classifyTwoGaussData: class 1 around (2, 2), class 0 around (-2, -2); noise widens both."""
+
+    kind: Literal["gauss"]
+
+
+class MoonsData(Strict):
+    """scikit-learn make_moons: two interleaving half circles; `noise` is the sd of Gaussian noise
+    added to the points (scikit-learn's meaning, not Playground's)."""
+
+    kind: Literal["moons"]
+    n_samples: PositiveInt = 500
+    noise: Annotated[float, Field(ge=0)] = 0.0
+    random_state: int = 0
+    test_fraction: Fraction = 0.2
+
+    @property
+    def n_classes(self) -> int:
+        return 2
+
+
+OWN_DATA = "own_data"  # the folder your CSVs live in: dvc.yaml's generate stage depends on it
+
+
+class CsvData(Strict):
+    """Your own points: a CSV file under own_data/ with two numeric feature columns (`x1`, `x2`)
+    and a label column (`label`), named as in its header. `classes` lists the labels in class order
+    (the first is class 0); it is required so that every stage knows the number of classes without
+    reading the file. generate@ reads and checks the file (intuition.datasets.read_csv_points)."""
+
+    kind: Literal["csv"]
+    path: str
+    x1: Annotated[str, Field(min_length=1)] = "x1"
+    x2: Annotated[str, Field(min_length=1)] = "x2"
+    label: Annotated[str, Field(min_length=1)] = "label"
+    classes: list[Any]
+    test_fraction: Fraction = 0.2
+
+    @model_validator(mode="after")
+    def _path_inside_own_data_and_distinct_classes(self):
+        path = PurePosixPath(self.path)
+        if path.is_absolute() or ".." in path.parts or len(path.parts) < 2 or path.parts[0] != OWN_DATA:
+            raise ValueError(
+                f"path: {self.path!r} is not allowed: put the CSV inside {OWN_DATA}/ and give its path "
+                f"from the project root, e.g. {OWN_DATA}/mine.csv (the generate stage depends on that folder)"
+            )
+        if len({self.x1, self.x2, self.label}) < 3:
+            raise ValueError(
+                f"x1, x2, label: {self.x1!r}, {self.x2!r}, {self.label!r} is not allowed: "
+                "name three different columns of the file"
+            )
+        for i, value in enumerate(self.classes):
+            if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+                raise ValueError(
+                    f"classes[{i}]: {value!r} is not allowed: use the labels as they appear in the "
+                    "file, strings or whole numbers (in YAML, quote yes, no, true, false and null)"
+                )
+        if len(self.classes) < 2 or len(set(self.labels)) < len(self.labels):
+            raise ValueError(
+                f"classes: {self.classes!r} is not allowed: list two or more different labels, "
+                "in class order (the first is class 0)"
+            )
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        """The classes as the file spells them: label text -> class index is labels.index(text)."""
+        return [str(value) for value in self.classes]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
 DatasetSpec = Annotated[
-    Union[ClassificationData, BandsData, SpiralData], Field(discriminator="kind")
+    Union[ClassificationData, BandsData, SpiralData, CircleData, XorData, GaussData, MoonsData, CsvData],
+    Field(discriminator="kind"),
 ]
 
 
@@ -87,6 +191,19 @@ class ExperimentSpec(Strict):
     # raw: the notebook's coordinates as they are; standardized: a Keras Normalization layer, adapted
     # on the training rows, inside the model (so the saved model still takes raw points).
     inputs: Literal["raw", "standardized"] = "raw"
+    # What the first layer sees: some of Playground's features of the point (intuition.features),
+    # computed inside the model (before standardizing), so the saved model still takes raw points.
+    features: list[Literal[playground.NAMES]] = list(playground.DEFAULT)
+
+    @model_validator(mode="after")
+    def _features_once_each(self):
+        allowed = ", ".join(playground.NAMES)
+        if not self.features:
+            raise ValueError(f"features: [] is not allowed: give at least one of: {allowed}")
+        repeated = sorted({name for name in self.features if self.features.count(name) > 1})
+        if repeated:
+            raise ValueError(f"features: {', '.join(repeated)} given twice; give each at most once, from: {allowed}")
+        return self
 
     @model_validator(mode="after")
     def _softmax_only_at_the_output(self):
@@ -129,12 +246,13 @@ class ExperimentSpec(Strict):
             "batch_size": self.batch_size,
             "epochs": self.epochs,
             "validation_split": self.validation_split,
+            "features": "+".join(self.features),
             "inputs": self.inputs,
         }
 
-    def parameter_counts(self, n_features: int = 2) -> list[int]:
-        """Weights and biases of each Dense layer."""
-        sizes = [n_features] + [layer.units for layer in self.layers]
+    def parameter_counts(self) -> list[int]:
+        """Weights and biases of each Dense layer; the first sees one input per feature."""
+        sizes = [len(self.features)] + [layer.units for layer in self.layers]
         return [(fan_in + 1) * units for fan_in, units in zip(sizes, sizes[1:])]
 
     def summary(self) -> str:
@@ -146,18 +264,22 @@ class ExperimentSpec(Strict):
         return "\n".join(rows) + "\n"
 
     def architecture(self) -> str:
-        """A one-line summary, e.g. 'relu 100-100 → softmax 3'."""
+        """A one-line summary, e.g. 'relu 100-100 → softmax 3', or 'x1_squared+x2_squared → sigmoid 1'
+        for a perceptron that sees the squares of the point's coordinates."""
         hidden = self.layers[:-1]
         out = f"{self.output.activation} {self.output.units}"
-        if not hidden:
-            return out
         groups: list[str] = []
         for layer in hidden:
             if groups and groups[-1].startswith(layer.activation + " "):
                 groups[-1] += f"-{layer.units}"
             else:
                 groups.append(f"{layer.activation} {layer.units}")
-        return " → ".join(groups + [out])
+        return " → ".join(self._features_shown() + groups + [out])
+
+    def _features_shown(self) -> list[str]:
+        """The features ahead of the layers, unless they are the raw point (so two runs that differ
+        only in their features have different architectures)."""
+        return [] if tuple(self.features) == playground.DEFAULT else ["+".join(self.features)]
 
 
 class PlotSettings(Strict):
@@ -172,7 +294,7 @@ class MlflowSettings(Strict):
 
 # The knobs of ExperimentSpec.knobs(), in the order a report lists them.
 KNOBS = ("dataset", "depth", "width", "activation", "output", "optimizer", "learning_rate",
-         "batch_size", "epochs", "validation_split", "inputs")
+         "batch_size", "epochs", "validation_split", "features", "inputs")
 
 
 class Params(Strict):
@@ -224,7 +346,8 @@ class ParamsError(Exception):
     """Bad params.yaml: the message is meant for the user, one problem per line."""
 
 
-DATASET_KINDS = {"classification": ClassificationData, "bands": BandsData, "spiral": SpiralData}
+DATASET_KINDS = {"classification": ClassificationData, "bands": BandsData, "spiral": SpiralData,
+                 "circle": CircleData, "xor": XorData, "gauss": GaussData, "moons": MoonsData, "csv": CsvData}
 
 
 def _path(loc: tuple) -> list:
@@ -287,6 +410,9 @@ def _describe(error: dict, raw: dict) -> str:
         return f"{loc}: {value!r} is not allowed; use one of: {expected}"
     if kind == "too_short":
         return f"{loc}: {value!r} is not allowed: give at least one item"
+    if kind == "list_type" and parts[-1] == "features":
+        return (f"{loc}: {value!r} is not allowed: give a list, e.g. [x1_squared, x2_squared], of: "
+                f"{', '.join(playground.NAMES)}")
     return f"{loc}: {value!r} is not allowed: {msg}"
 
 

@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from sklearn.inspection import DecisionBoundaryDisplay  # noqa: E402
 
+from intuition import features as playground  # noqa: E402
 from intuition.types import Grid, Points  # noqa: E402
 
 COLORS = matplotlib.colormaps["tab10"].colors
@@ -299,13 +300,54 @@ def decision_regions(view: RegionsView, title: str, subtitle: str = "") -> Figur
     return fig
 
 
+# --- The boundary's evolution over training (the representative seed) ----------------------------
+
+
+@dataclass(frozen=True)
+class EvolutionFrame:
+    """One model at one epoch of its training: its decision regions and validation accuracy then."""
+
+    epoch: int
+    val_accuracy: float  # on the validation rows at that epoch (history.csv); NaN if not finite
+    view: RegionsView  # its regions and test predictions at that epoch
+
+
+def evolution_filmstrip(frames: Sequence[EvolutionFrame], epochs: int, title: str, subtitle: str = "") -> Figure:
+    """The decision regions at a few epochs of training, left to right and top to bottom, each
+    titled with its epoch and validation accuracy: where the boundary forms, and when. (The
+    evolution GIF plays every snapshot; this shows a few side by side.)"""
+    n_cols = len(frames) if len(frames) <= 5 else -(-len(frames) // 2)
+    n_rows = -(-len(frames) // n_cols)
+    fig = Figure(figsize=(max(2.3 * n_cols, 5.5), 2.5 * n_rows + 1.3), layout="constrained")
+    _suptitle(fig, title, f"decision regions during training ({epochs} epochs)", subtitle)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax, frame in zip(axes, frames):
+        _draw_regions(ax, frame.view)
+        ax.set(xticks=[], yticks=[])
+        accuracy = f"{frame.val_accuracy:.3f}" if np.isfinite(frame.val_accuracy) else "n/a"
+        ax.set_title(f"epoch {frame.epoch}\nval accuracy {accuracy}", fontsize="medium")
+    for ax in axes[len(frames):]:
+        ax.set_axis_off()
+    n_classes = max(frame.view.n_classes for frame in frames)
+    handles = _class_handles(n_classes) + _marker_handles()
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), max(n_cols, 3)))
+    return fig
+
+
 # --- Architecture ------------------------------------------------------------------------------
 
 
-def architecture_diagram(layers: Sequence[LayerBox], title: str, standardized: bool = False) -> Figure:
-    boxes = [("input (2)", "", 2, "#eeeeee")]
+def architecture_diagram(layers: Sequence[LayerBox], title: str, standardized: bool = False,
+                         features: Sequence[str] = playground.DEFAULT) -> Figure:
+    """The model as boxes, input to output; dashed boxes compute fixed functions (no training).
+    `features`: what the first Dense layer sees, Playground's features of the point."""
+    boxes = [("input (x1, x2)", "", 2, "#eeeeee")]
+    if tuple(features) != playground.DEFAULT:  # models.PlaygroundFeatures: formulas, no weights
+        shown = playground.labels(features)
+        lines = [", ".join(shown[i:i + 4]) for i in range(0, len(shown), 4)]
+        boxes.append((f"features ({len(shown)})", "\n".join(lines), len(shown), "white"))
     if standardized:  # Keras Normalization: fixed mean and variance of the fitted rows, not trained
-        boxes.append(("Normalization", "(x - mean) / sd, fixed", 2, "white"))
+        boxes.append(("Normalization", "(x - mean) / sd, fixed", len(features), "white"))
     boxes += [(f"Dense {l.units}, {l.activation}", f"params {l.params:,}", l.units,
                ACTIVATION_FILL.get(l.activation, "#eeeeee")) for l in layers]
     total = sum(l.params for l in layers)
@@ -363,4 +405,116 @@ def gallery(panels: list[list[GalleryPanel]], title: str) -> Figure:
     handles = _class_handles(n_classes) + _marker_handles()
     # Constrained layout does not stack an outside legend with the suptitle, so it goes below.
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 * n_cols))
+    return fig
+
+
+# --- Inside the network: every unit, and a relu network's linear regions -------------------------
+
+from textwrap import fill  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:  # annotations only: figures need no forward pass (intuition.inside computes these)
+    from intuition.inside import LayerMaps, Regions
+
+TILE_CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # white: the gaps between tiles
+TILES_PER_ROW = 20
+TILE_POINTS = 50  # a unit's map is subsampled to about this many points a side: a layer stays one small image
+
+
+def _tile_values(maps: LayerMaps, output: bool) -> np.ndarray:
+    """(rows, cols, units) -> the same on 0..1, as the tiles show it: output probabilities as they
+    are; relu from 0 (off) to the unit's maximum; any other unit from its minimum to its maximum."""
+    v = np.asarray(maps.values, dtype=float)
+    if output:
+        return np.clip(v, 0, 1)
+    low = np.zeros(v.shape[-1]) if maps.activation == "relu" else np.nanmin(v, axis=(0, 1))
+    span = np.nanmax(v, axis=(0, 1)) - low
+    return np.where(span > 0, (v - low) / np.where(span > 0, span, 1), 0.0)
+
+
+def _mosaic(values: np.ndarray, per_row: int) -> np.ndarray:
+    """(rows, cols, units) -> one image of the units' maps side by side, `per_row` to a row, in
+    reading order, high x2 at the top of each tile; NaN (white) in the one-pixel gaps."""
+    step = max(1, -(-max(values.shape[:2]) // TILE_POINTS))
+    tiles = values[::step, ::step][::-1]  # grid row 0 is the lowest x2: flipped for imshow's top-down rows
+    h, w, n = tiles.shape
+    n_rows = -(-n // per_row)
+    image = np.full((n_rows * (h + 1) - 1, per_row * (w + 1) - 1), np.nan)
+    for unit in range(n):
+        r, c = divmod(unit, per_row)
+        image[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = tiles[..., unit]
+    return image
+
+
+def _layer_title(index: int, maps: LayerMaps, output: bool) -> str:
+    units = f"{maps.units} unit" + ("s" if maps.units > 1 else "")
+    if output:
+        what = "P(class 1)" if maps.units == 1 else f"P(class 0) … P(class {maps.units - 1}), left to right"
+        return f"layer {index} (output): {maps.activation}, {units}: {what}"
+    title = f"layer {index}: {maps.activation}, {units}"
+    if maps.activation == "relu":
+        off = int((np.nanmax(maps.values, axis=(0, 1)) <= 0).sum())
+        title += f" ({off} off everywhere on the plotted region)" if off else ""
+    return title
+
+
+def neuron_tiles(maps: Sequence[LayerMaps], title: str, subtitle: str = "", no_regions: str = "") -> Figure:
+    """What every unit computes, as Playground's neuron thumbnails: one row of tiles per Dense
+    layer, input to output, each tile one unit over the plotted region. Each layer is ONE image
+    (a mosaic of its tiles), so a 100-unit layer costs what one map costs. `no_regions`, if given,
+    says why the network has no linear regions (then these tiles are what is shown instead)."""
+    per_row = min(TILES_PER_ROW, max(m.units for m in maps))
+    n_rows = [-(-m.units // per_row) for m in maps]
+    tile = min(1.6, 10 / per_row)  # inches a tile; a small network gets larger tiles
+    width = max(6.5, per_row * tile + 1.2)
+    note = fill(f"{no_regions}: these tiles are what is shown instead", int(width * 9)) if no_regions else ""
+    fig = Figure(figsize=(width, sum(n_rows) * tile + 0.45 * len(maps) + 1.9 + 0.25 * note.count("\n")),
+                 layout="constrained")
+    _suptitle(fig, title, "every unit", "\n".join(filter(None, [subtitle, note])))
+    axes = np.atleast_1d(fig.subplots(len(maps), 1, height_ratios=n_rows))
+    for index, (ax, m) in enumerate(zip(axes, maps), start=1):
+        output = index == len(maps)
+        image = ax.imshow(_mosaic(_tile_values(m, output), per_row), cmap=TILE_CMAP, vmin=0, vmax=1,
+                          interpolation="nearest")
+        ax.set_title(_layer_title(index, m, output), fontsize="medium", loc="left")
+        ax.set_axis_off()
+    fig.colorbar(image, ax=axes, orientation="horizontal", shrink=min(1.0, 5.5 / width), aspect=40,
+                 label=fill("each tile: one unit over the plotted region (x1 to the right, x2 up), coloured "
+                            "from 0 to 1: relu from 0 (off) to the unit's max; sigmoid, tanh from the unit's "
+                            "min to its max; output: the probability", int(width * 11)))
+    return fig
+
+
+def region_colors(n: int) -> np.ndarray:
+    """(n, 3) light random colours, the same for the same n: neighbouring regions rarely match."""
+    return 0.3 + 0.65 * np.random.default_rng(0).random((n, 3))
+
+
+def linear_regions(regions: Regions, grid: Grid, points: Points, title: str, subtitle: str = "") -> Figure:
+    """A relu network's linear regions over the plotted grid, each in its own random colour, the
+    data on top; the counts, what limits them, and the theory to compare with, annotated."""
+    fig = Figure(figsize=(8.5, 8.2), layout="constrained")
+    ax = fig.subplots()
+    dx, dy = grid.xx[0, 1] - grid.xx[0, 0], grid.yy[1, 0] - grid.yy[0, 0]
+    extent = (grid.xx.min() - dx / 2, grid.xx.max() + dx / 2, grid.yy.min() - dy / 2, grid.yy.max() + dy / 2)
+    ax.imshow(region_colors(regions.grid)[regions.ids], origin="lower", extent=extent, aspect="auto",
+              interpolation="nearest")
+    _scatter(ax, points, s=7)
+    _set_limits(ax, grid)
+    ax.set(xlabel="x1", ylabel="x2")
+    rows, cols = regions.ids.shape
+    n = regions.units
+    _suptitle(fig, title, f"linear regions: on/off patterns of all {n} hidden relu units", subtitle)
+    ax.set_title(f"{regions.grid:,} regions on the {rows}×{cols} grid ({rows * cols / regions.grid:.1f} grid "
+                 f"points each); {regions.data:,} among the {len(points):,} data points", fontsize="medium")
+    notes = []
+    if len(regions.by_depth) > 1:
+        notes.append("on the grid, after layers 1..l: " + ", ".join(
+            f"l = {depth}: {count:,}" for depth, count in enumerate(regions.by_depth, start=1)))
+    notes.append("A lower bound: a region holding no grid point (smaller than a grid cell) is missed. "
+                 "Colours are random per region.")
+    notes.append(f"Hanin & Rolnick (2019): in 2-D the count grows about as units², here {n}² = {n * n:,}, "
+                 f"not exponentially with depth; one layer of {n} units (lines) cuts the plane into at most "
+                 f"{regions.one_layer_bound:,}.")
+    fig.supxlabel("\n".join(fill(line, 110) for line in notes), fontsize="small")
     return fig

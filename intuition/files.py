@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class TrainOutputs:
     models = property(lambda self: self.root / "seeds")  # seed_<i>.keras, one per seed
     history = property(lambda self: self.root / "history.csv")  # per seed and epoch
     training = property(lambda self: self.root / "training.json")  # timings, divergence, versions
+    snapshots = property(lambda self: self.root / "snapshots.npz")  # every seed's weights at ~30 epochs
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,14 @@ class EvaluateOutputs:
 
     metrics = property(lambda self: self.root / "metrics.json")  # aggregates over seeds (DVC metrics)
     seeds = property(lambda self: self.root / "seeds.csv")  # one row of metrics per seed
+    curves = property(lambda self: self.root / "curves.csv")  # mean over seeds per epoch (DVC plots)
     confusion = property(lambda self: self.root / "confusion_matrix.csv")
     test_predictions = property(lambda self: self.root / "test_predictions.csv")
     regions = property(lambda self: self.root / "regions.npz")  # the gallery panel's data
     figures = property(lambda self: self.root / "figures")
+    # The boundary's evolution over training (from train@'s snapshots), inside figures/.
+    evolution_gif = property(lambda self: self.figures / "evolution.gif")
+    evolution_filmstrip = property(lambda self: self.figures / "evolution_filmstrip.png")
 
 
 def dataset_file(name: str, part: str) -> Path:
@@ -147,6 +153,43 @@ def read_points(path: Path) -> Points:
 
 def read_splits(dataset: str) -> Splits:
     return Splits(read_points(dataset_file(dataset, "train")), read_points(dataset_file(dataset, "test")))
+
+
+# --- Training snapshots: train@ writes them, evaluate@ draws the boundary's evolution from them --
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Every seed's Dense weights at some epochs of training: epoch 0 is the untrained model, the
+    last epoch the trained one. A seed that diverged has the weights it kept (its last finite
+    epoch's) from then on, as its saved model has."""
+
+    epochs: np.ndarray  # (n,) ascending
+    kernels: list[np.ndarray]  # per Dense layer: (n, seeds, fan_in, units)
+    biases: list[np.ndarray]  # per Dense layer: (n, seeds, units)
+
+
+def write_snapshots(path: Path, snapshots: Snapshots) -> None:
+    """snapshots.npz: `epochs`, `kernel_<j>` and `bias_<j>` (float32) per Dense layer j. Written
+    with a fixed timestamp per member (np.savez stamps the current time), so the same weights give
+    the same bytes; uncompressed, as trained weights hardly compress."""
+    arrays = {"epochs": np.asarray(snapshots.epochs, np.int64)}
+    for j, (kernel, bias) in enumerate(zip(snapshots.kernels, snapshots.biases, strict=True)):
+        arrays |= {f"kernel_{j}": np.asarray(kernel, np.float32), f"bias_{j}": np.asarray(bias, np.float32)}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(member, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, array, allow_pickle=False)
+
+
+def read_snapshots(path: Path) -> Snapshots:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro` to make it")
+    with np.load(path, allow_pickle=False) as data:
+        n_layers = sum(name.startswith("kernel_") for name in data.files)
+        return Snapshots(data["epochs"], [data[f"kernel_{j}"] for j in range(n_layers)],
+                         [data[f"bias_{j}"] for j in range(n_layers)])
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,9 +11,16 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
 from intuition.types import Grid, Points
 
+if TYPE_CHECKING:  # annotations only: intuition.inside counts the regions
+    from intuition.inside import Inside
+
 SPLITS = ("train", "val", "test")
 AGGREGATED = [f"{split}.{name}" for split in SPLITS for name in ("accuracy", "log_loss")] + [
     "sharpness.mean_max_probability", "sharpness.mean_entropy"]
+# Linear regions (intuition.inside): distinct on/off patterns of all hidden units over the plotted
+# grid and over the data points. Only networks with linear regions (hidden layers all relu) have
+# these columns; for the others they are left out, not written as NaN.
+REGIONS = ["regions.grid", "regions.data"]
 # A seed "learned" when its final model (evaluated on the rows it was fitted on) has a finite
 # loss no higher than the untrained model's (epoch 0), and an accuracy at least LEARNING_MARGIN
 # above chance (the majority class's share of those rows). Otherwise it failed to learn: the loss
@@ -75,6 +83,15 @@ def seed_row(labelled: dict[str, Points], probas: dict[str, np.ndarray], grid_pr
     return row
 
 
+def region_row(inside: Inside) -> dict[str, float]:
+    """One seed's `regions.grid` and `regions.data` (NaN if its outputs are not finite); nothing
+    for a network without linear regions (smooth hidden units, no hidden layer, curved features)."""
+    if not inside.piecewise_linear:
+        return {}
+    counts = inside.regions
+    return {"regions.grid": counts.grid if counts else math.nan, "regions.data": counts.data if counts else math.nan}
+
+
 def representative_seed(per_seed: pd.DataFrame) -> int:
     """The seed whose final validation loss is the median of the seeds that kept a finite loss (the
     lower middle one for an even count): its model stands for the experiment in figures. If every
@@ -128,11 +145,12 @@ def agreement(grid_probas: np.ndarray) -> float:
 
 def summarise(per_seed: pd.DataFrame, grid_probas: np.ndarray) -> dict:
     """metrics.json: how many seeds learned or diverged, the representative seed, the aggregates
-    of every AGGREGATED metric over seeds, and how much of the region all seeds agree on."""
+    of every AGGREGATED metric (and the REGIONS counts, if any) over seeds, and how much of the
+    region all seeds agree on."""
     return {
         "seeds": len(per_seed), "learned_seeds": int(per_seed["learned"].sum()),
         "diverged_seeds": int(per_seed["diverged_at_epoch"].notna().sum()),
         "representative_seed": representative_seed(per_seed),
-        **aggregate(per_seed, AGGREGATED),
+        **aggregate(per_seed, AGGREGATED + [column for column in REGIONS if column in per_seed]),
         "agreement": {"all_seeds_agree": agreement(grid_probas)},
     }

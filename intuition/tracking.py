@@ -16,11 +16,13 @@ import os
 import socket
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+import numpy as np
 import pandas as pd
 
 # A team server that is down must fail fast, not retry for minutes (MLflow's defaults).
@@ -86,11 +88,56 @@ def _experiment_id(name: str) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if tracking_uri() == f"sqlite:///{repo_root() / STORE_FILE}":
+            _follow_checkout(experiment.artifact_location)
         return experiment.experiment_id
     location = None
     if tracking_uri().startswith("sqlite:///"):
         location = (repo_root() / ARTIFACT_DIR).as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+# What stores an artifact location in mlflow.db (MLflow 3's schema): each is an absolute path.
+ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                    ("model_versions", "source"))
+
+
+def _follow_checkout(location: str) -> None:
+    """Keep this checkout's store pointing into this checkout. MLflow stores artifact locations as
+    absolute paths (it resolves a relative one when the experiment is created), so a copied or
+    moved checkout's mlflow.db still names the original's mlruns/: new runs would write there, and
+    after a move old runs would lose their artifacts. When the experiment's location is another
+    checkout's mlruns/, every location under it is rewritten to this one's (the copy of mlruns/
+    came along). A location someone chose elsewhere (not an `mlruns` directory) is left alone."""
+    here = repo_root() / ARTIFACT_DIR
+    parsed = urlparse(location)
+    if parsed.scheme != "file" or location == here.as_uri():
+        return
+    there = Path(url2pathname(parsed.path))
+    if there.name != ARTIFACT_DIR:
+        return
+    changed = rehome_artifacts(repo_root() / STORE_FILE, there, here)
+    print(f"{STORE_FILE}: this checkout was copied or moved from {there.parent}; "
+          f"{changed} artifact locations now point into {here}", file=sys.stderr)
+
+
+def rehome_artifacts(store: Path, old: Path, new: Path) -> int:
+    """Rewrite every artifact location at or under `old` to the same place under `new`, in the
+    SQLite store, in one transaction. Both spellings MLflow writes are rewritten: file:// URIs
+    and plain paths (the Default experiment's). Returns how many locations changed."""
+    import sqlite3
+
+    changed = 0
+    with closing(sqlite3.connect(store, timeout=60)) as db, db:
+        for before, after in ((old.as_uri(), new.as_uri()), (str(old), str(new))):
+            for table, column in ARTIFACT_COLUMNS:
+                changed += db.execute(
+                    f"UPDATE {table} SET {column} = :after || substr({column}, :n + 1) "
+                    f"WHERE substr({column}, 1, :n) = :before "
+                    f"AND (length({column}) = :n OR substr({column}, :n + 1, 1) = '/')",
+                    {"before": before, "after": after, "n": len(before)}).rowcount
+    return changed
 
 
 def exit_if_unavailable(experiment_name: str) -> str:
@@ -111,7 +158,7 @@ def params_by_role(spec, dataset_spec, seed: int, seeds: int) -> dict:
         "hidden_activation": knobs["activation"], "output_units": spec.output.units,
         "output_activation": spec.output.activation, "optimizer": spec.optimizer,
         "learning_rate": spec.learning_rate, "batch_size": spec.batch_size, "epochs": spec.epochs,
-        "validation_split": spec.validation_split, "inputs": spec.inputs,
+        "validation_split": spec.validation_split, "features": knobs["features"], "inputs": spec.inputs,
         "n_params": sum(spec.parameter_counts()), "layers": spec.architecture(),
         "seeds": seeds, "base_seed": seed,
     }
@@ -125,14 +172,27 @@ def summary_metrics(summary: dict) -> dict[str, float]:
     for group, names in summary.items():
         if not isinstance(names, dict):
             continue
+        # The chart view orders groups alphabetically and the curves (`epoch/`) come first: the
+        # agreement between seeds joins the `seeds` group instead of sorting before them.
+        shown = "seeds" if group == "agreement" else group
         for name, stats in names.items():
             items = stats.items() if isinstance(stats, dict) else [("mean", stats)]
-            flat |= {f"{group}/{name}" + ("" if stat == "mean" else f"_{stat}"): value for stat, value in items}
+            flat |= {f"{shown}/{name}" + ("" if stat == "mean" else f"_{stat}"): value for stat, value in items}
     return flat
 
 
 def _metrics(values: dict[str, float], timestamp: int, step: int = 0) -> list[Metric]:
     return [Metric(k, float(v), timestamp, step) for k, v in values.items() if v is not None and pd.notna(v)]
+
+
+def mean_curves(history: pd.DataFrame) -> pd.DataFrame:
+    """history.csv averaged over seeds, one row per epoch: epoch, loss, accuracy, val_loss,
+    val_accuracy. At each epoch the mean is over the seeds with a finite value there (as the
+    training-curves figure draws it): a seed that diverged drops out rather than making it inf.
+    The parent run's `epoch/*` metrics and DVC's results/<experiment>/curves.csv are this table."""
+    values = history[list(CURVES)].astype(float)
+    finite = values.where(np.isfinite(values))
+    return finite.groupby(history["epoch"].rename("epoch")).mean().reset_index()
 
 
 def _curves(history: pd.DataFrame, timestamp: int) -> list[Metric]:
@@ -190,6 +250,9 @@ class ExperimentRecord:
     training_data: pd.DataFrame  # the rows the models were fitted on (x1, x2, y)
     artifacts: list[Path]  # files and directories logged on the parent run
     architecture_text: str
+    # The representative seed's decision regions at each snapshot epoch: {epoch: image (PIL, or an
+    # (h, w, 3) uint8 array)}, logged as images with step = epoch: the UI's image view plays the training.
+    evolution: dict
 
 
 def record(experiment_id: str, rec: ExperimentRecord) -> str:
@@ -207,8 +270,7 @@ def record(experiment_id: str, rec: ExperimentRecord) -> str:
                                tags=standard | common | {"role": "parent"}).info.run_id
     opened = [parent]
     with _closing_on_failure(client, opened):
-        mean_curves = rec.history.drop(columns="seed").groupby("epoch", as_index=False).mean()
-        _log(client, parent, rec.params, _metrics(rec.summary, now) + _curves(mean_curves, now))
+        _log(client, parent, rec.params, _metrics(rec.summary, now) + _curves(mean_curves(rec.history), now))
         for seed, row in rec.per_seed.set_index("seed").iterrows():
             child = client.create_run(
                 experiment_id, start_time=start, run_name=f"{rec.key} seed {seed}",
@@ -226,6 +288,8 @@ def record(experiment_id: str, rec: ExperimentRecord) -> str:
             else:
                 client.log_artifact(parent, str(path))
         client.log_text(parent, rec.architecture_text, "architecture.txt")
+        for epoch, image in rec.evolution.items():  # ~30 images: ~0.3 s measured
+            client.log_image(parent, image, key="evolution", step=int(epoch), timestamp=now)
         _log_model(parent, rec)
         client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED), end_time=end)
     return parent
@@ -238,21 +302,24 @@ def _log_model(run_id: str, rec: ExperimentRecord) -> None:
     Costs measured here: importing Keras ~2.5 s; MLflow's check of the pinned requirements against
     the installed packages (its first call maps every installed distribution) 0.2 s with a warm
     file cache, up to 1.9 s cold; the save ~0.7 s. Accepted rather than patched: it is one model
-    per experiment, and the model page is what people open."""
+    per experiment, and the model page is what people open.
+
+    Logged through intuition.mlflow_keras: MLflow's Keras flavour plus this package's code, so that
+    `mlflow.pyfunc.load_model` works in any Python, also for a model with the custom features layer."""
     from intuition.files import quiet_stderr
 
     with quiet_stderr(enabled=os.environ.get("INTUITION_VERBOSE") != "1"):
         import keras
-        import mlflow.keras
-    from mlflow.models import infer_signature
+        from intuition import mlflow_keras  # registers the features layer, for load_model below
+    from mlflow.models import Model, infer_signature
 
     model = keras.saving.load_model(rec.model_path)
     sample = rec.training_data[["x1", "x2"]].to_numpy("float32")[:20]
     dataset = mlflow.data.from_pandas(rec.training_data, name=rec.tags["dataset"], targets="y")
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(dataset, context="training")
-        info = mlflow.keras.log_model(
-            model, name=rec.key, signature=infer_signature(sample, model(sample).numpy()),
+        info = Model.log(
+            artifact_path=None, name=rec.key, flavor=mlflow_keras, model=model, signature=infer_signature(sample, model(sample).numpy()),
             pip_requirements=rec.training["requirements"], params=rec.params,
             tags={"representative_seed": str(rec.representative)})
         finals = {k: v for k, v in rec.summary.items() if not k.endswith(("_sd", "_min", "_max", "_low", "_high"))}

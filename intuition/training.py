@@ -11,6 +11,10 @@ The models here are tiny, so `model.fit` spends its time in per-step Python and 
 Everything else is as `fit` does it: same epochs, batch size and number of optimizer steps, a
 fresh shuffle every epoch (per seed), Keras optimizer and loss functions, per-epoch train and
 validation loss and accuracy. No MLflow, no files, no plotting.
+
+It also keeps every seed's weights at ~30 log-spaced epochs (`snapshot_epochs`), for the figures
+of how the boundary forms: the graph calls end at those epochs, so copying the weights costs a
+few dozen Python steps per training, not one per epoch.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pandas as pd
 import tensorflow as tf
 
 import keras
+from intuition.files import Snapshots
 from intuition.models import dense_layers, preprocess
 
 HISTORY_COLUMNS = ("seed", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -47,10 +52,30 @@ class TrainingResult:
     # the fitted and validation rows; epochs 1..E are fit's running means over the epoch's steps.
     history: pd.DataFrame
     diverged_at: list[int | None]  # per seed: the first epoch whose loss or accuracy was not finite
+    snapshots: Snapshots  # every seed's weights at snapshot_epochs(epochs)
 
 
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
     return math.ceil(n_rows / batch_size)
+
+
+def snapshot_epochs(epochs: int, n: int = 30) -> list[int]:
+    """`n` epochs from 0 (untrained) to `epochs` (every epoch if there are no more), spaced evenly
+    in log(epoch + 1): a boundary changes most in the first epochs. Where log spacing would put
+    two on the same epoch, consecutive epochs are taken and the rest re-spaced."""
+    if epochs + 1 <= n:
+        return list(range(epochs + 1))
+    ends = [1]  # epoch + 1
+    while len(ends) < n:
+        left = n - len(ends)
+        ratio = ((epochs + 1) / ends[-1]) ** (1 / left)
+        ends.append(min(max(ends[-1] + 1, round(ends[-1] * ratio)), epochs + 2 - left))
+    return [end - 1 for end in ends]
+
+
+def _chunk_ends(epochs: int, epochs_per_call: int, snapshots: list[int]) -> list[int]:
+    """The last epoch of each graph call: every `epochs_per_call` epochs and at every snapshot."""
+    return sorted((set(range(epochs_per_call, epochs, epochs_per_call)) | {epochs} | set(snapshots)) - {0})
 
 
 def _correct(y_true, y_pred, binary: bool):
@@ -78,9 +103,10 @@ def train(
     """Train `models` (one per seed, same architecture; seed i shuffles with `seeds[i]`) in place.
 
     A seed whose loss becomes NaN or infinite stops there and keeps its previous epoch's weights;
-    the other seeds go on. `on_progress` gets the rows of the last epoch of each chunk. `loss`
-    (per row: (y_true, y_pred) -> loss, default Keras' binary or categorical cross-entropy, as the
-    output layer implies) is for tests."""
+    the other seeds go on. `on_progress` gets the rows of every `epochs_per_call`-th epoch and of
+    the last. `loss` (per row: (y_true, y_pred) -> loss, default Keras' binary or categorical
+    cross-entropy, as the output layer implies) is for tests. The result holds every seed's weights
+    at snapshot_epochs(epochs) too."""
     n_seeds = len(models)
     x, x_val = (tf.constant(preprocess(models[0], a), tf.float32) for a in (data.x, data.x_val))
     y, y_val = (tf.constant(a, tf.float32) for a in (data.y, data.y_val))
@@ -144,25 +170,36 @@ def train(
     start_val_loss, start_val_accuracy = evaluate(x_val, y_val, n_val)
     chunks = [np.stack([start_loss, start_accuracy, start_val_loss, start_val_accuracy], axis=1)[None]]
     diverged_at: list[int | None] = [None] * n_seeds
-    for first in range(1, epochs + 1, epochs_per_call):
-        count = min(epochs_per_call, epochs + 1 - first)
-        rows = run_epochs(tf.constant(first), tf.constant(count)).numpy()  # (epochs run, seeds, 4)
+    snap_epochs = snapshot_epochs(epochs)
+    # `kept` is each seed's weights, or a diverged seed's last finite ones: what its model will be.
+    snaps = [[w.numpy() for w in kept]]  # epoch 0
+    first = 1
+    for last in _chunk_ends(epochs, epochs_per_call, snap_epochs):
+        count = tf.constant(last + 1 - first, tf.int32)
+        rows = run_epochs(tf.constant(first, tf.int32), count).numpy()  # (epochs run, seeds, 4)
         chunks.append(rows)
         for s in range(n_seeds):
             bad = np.nonzero(~np.isfinite(rows[:, s]).all(axis=1))[0]
             if diverged_at[s] is None and bad.size:
                 diverged_at[s] = first + int(bad[0])
-        if on_progress:
+        everyone_diverged = not alive.numpy().any()
+        if last in snap_epochs:
+            snaps.append([w.numpy() for w in kept])
+        if on_progress and (last % epochs_per_call == 0 or last == epochs or everyone_diverged):
             on_progress(_frame(rows[-1:], first + len(rows) - 1, diverged_at))
-        if not alive.numpy().any():
+        if everyone_diverged:
             break
+        first = last + 1
+    snaps += [snaps[-1]] * (len(snap_epochs) - len(snaps))  # after everyone diverged: the kept weights
     for saved, w in zip(kept, weights):  # diverged seeds get their last finite epoch back
         w.assign(saved)
     for s, seed_layers in enumerate(layers):
         for j, layer in enumerate(seed_layers):
             layer.kernel.assign(kernels[j][s])
             layer.bias.assign(biases[j][s])
-    return TrainingResult(steps, _frame(np.concatenate(chunks), 0, diverged_at), diverged_at)
+    stacked = [np.stack(weight) for weight in zip(*snaps)]  # per weight: (snapshots, seeds, ...)
+    snapshots = Snapshots(np.array(snap_epochs), stacked[:len(kernels)], stacked[len(kernels):])
+    return TrainingResult(steps, _frame(np.concatenate(chunks), 0, diverged_at), diverged_at, snapshots)
 
 
 def _frame(rows: np.ndarray, first_epoch: int, diverged_at: list[int | None]) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """train@<experiment>: train the experiment's network once per seed, all seeds in one graph.
 
-Writes models/<experiment>/: seeds/seed_<i>.keras, history.csv (per seed and epoch) and
+Writes models/<experiment>/: seeds/seed_<i>.keras, history.csv (per seed and epoch),
+snapshots.npz (every seed's weights at ~30 log-spaced epochs, for the boundary's evolution) and
 training.json (when training ran, how long, which seeds diverged). No MLflow here: evaluate@
 records the run from these files.
 """
@@ -57,6 +58,7 @@ def main() -> None:
         for i, model in enumerate(models):
             model.save(tmp / out.model(i).name)
     files.write_csv(out.history, result.history)
+    files.write_snapshots(out.snapshots, result.snapshots)
     files.write_json(out.training, {
         "seeds": seeds, "steps_per_epoch": result.steps_per_epoch,
         "diverged_at_epoch": result.diverged_at,

@@ -1,12 +1,16 @@
-"""What a user sees: headless Chromium on the real `mlflow ui` that `make ui` starts, at the URL it prints.
+"""What a user sees after `make run`: the real `mlflow ui` that `make ui` starts (tools.ui), in
+headless Chromium at the URL it prints, and DVC's `dvc plots show` page, both over what a real
+pipeline run wrote (3 experiments, 3 epochs, 2 seeds).
 
-The store is built with the MLflow client in the shape the pipeline writes (one parent run per
-experiment, one child run per seed), so this needs no training. Screenshots land in the test's tmp
-dir (`pytest --basetemp=DIR` keeps them somewhere known)."""
+Screenshots land in the module's tmp dir (`pytest --basetemp=DIR` keeps them somewhere known).
+The pages are reached by URL, as the links inside the app lead to them; Chromium shares one
+browser between the tests, so each page is a route change, not a reload."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,28 +20,21 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
-from sandbox import ROOT, env
+from sandbox import ROOT, env, make_project, run
 
 from tools.ui import runs_view_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 EXPERIMENT_NAME = "classification-intuition"
+# params.yaml's order; hidden layers 0, 1 and 2: parallel coordinates have something to show.
+EXPERIMENTS = ["linear_perceptron", "bands_sigmoid_1x10", "spiral_hard_relu_2x100"]
+SHOWN = "spiral_hard_relu_2x100"  # the experiment whose run and model pages are opened
+EPOCHS, SEEDS = 3, 2
 RENDER_TIMEOUT = 60  # s: the React app is slow to render on 2 cores
-
-# Three experiments as the pipeline names them, with the knobs the docs compare.
-PARENTS = {
-    "spiral_hard_relu_1x100": {"hidden_layers": 1, "hidden_units": 100, "learning_rate": 0.01,
-                               "optimizer": "adam", "inputs": "x1, x2", "accuracy": 0.40},
-    "spiral_hard_relu_2x100": {"hidden_layers": 2, "hidden_units": 100, "learning_rate": 0.001,
-                               "optimizer": "adam", "inputs": "x1, x2", "accuracy": 0.99},
-    "bands_sigmoid_1x10": {"hidden_layers": 1, "hidden_units": 10, "learning_rate": 0.1,
-                           "optimizer": "sgd", "inputs": "x1, x2", "accuracy": 0.97},
-}
-SEEDS = 2
-EPOCHS = 5
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() or not Path(CHROMEDRIVER).exists(),
@@ -52,55 +49,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_store(root: Path) -> tuple[str, str, dict[str, str]]:
-    """A sqlite store like the pipeline's; returns (store uri, experiment id, {key: parent run id})."""
-    from mlflow.entities import Metric, Param, RunStatus, RunTag
-    from mlflow.tracking import MlflowClient
-
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment_id = client.create_experiment(EXPERIMENT_NAME, artifact_location=(root / "mlruns").as_uri())
-    now = int(time.time() * 1000)
-
-    def fill(run_id: str, knobs: dict, offset: float) -> None:
-        final = knobs["accuracy"] + offset
-        curves = [
-            Metric(name, value, now + step, step)
-            for step in range(EPOCHS)
-            for name, value in (("loss", 1.0 / (step + 1)), ("val_loss", 1.1 / (step + 1)),
-                                ("accuracy", final * (step + 1) / EPOCHS),
-                                ("val_accuracy", (final - 0.01) * (step + 1) / EPOCHS))
-        ]
-        params = [Param(k, str(v)) for k, v in knobs.items() if k != "accuracy"]
-        client.log_batch(run_id, params=params, metrics=curves + [
-            Metric("test/accuracy", final, now, 0), Metric("val/accuracy", final - 0.01, now, 0)])
-        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-
-    parents = {}
-    for key, knobs in PARENTS.items():
-        parent = client.create_run(experiment_id, run_name=key, tags={"experiment": key, "role": "parent"})
-        parents[key] = parent.info.run_id
-        for seed in range(SEEDS):
-            child = client.create_run(experiment_id, run_name=f"{key} seed {seed}", tags={
-                "experiment": key, "role": "seed", "mlflow.parentRunId": parent.info.run_id})
-            client.log_batch(child.info.run_id, tags=[RunTag("seed", str(seed))])
-            fill(child.info.run_id, knobs, offset=-0.005 * seed)
-        fill(parent.info.run_id, knobs, offset=0.0)
-    return uri, experiment_id, parents
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The project cut to EXPERIMENTS, run by `make run`'s runner: mlflow.db, mlruns/, results/."""
+    project = make_project(tmp_path_factory.mktemp("browser"), epochs=EPOCHS, experiments=EXPERIMENTS, seeds=SEEDS)
+    run(project, sys.executable, "-m", "tools.run", timeout=600)
+    return project
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    """`python -m tools.ui` (what `make ui` runs) on the built store, on a free port of 127.0.0.1:
-    (the runs-view URL it printed, base url, experiment id, {key: parent run id})."""
-    root = tmp_path_factory.mktemp("browser-store")
-    _, experiment_id, parents = build_store(root)
+def store(project):
+    """What the pages should show, from the store itself: experiment id, parent run ids by
+    experiment, and the logged model of SHOWN."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+    parents = {r.info.run_name: r.info.run_id
+               for r in client.search_runs([experiment_id], "tags.role = 'parent'", max_results=100)}
+    models = [m for m in client.search_logged_models([experiment_id]) if m.source_run_id == parents[SHOWN]]
+    assert sorted(parents) == sorted(EXPERIMENTS) and len(models) == 1
+    return experiment_id, parents, models[0]
+
+
+@pytest.fixture(scope="module")
+def ui(project):
+    """`python -m tools.ui` (what `make ui` runs) on the project, on a free port of 127.0.0.1:
+    (the runs-view URL it printed, base url)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(root / "ui.log", "w")
+    log_path = project.parent / "ui.log"
+    log = open(log_path, "w")
     # Its own process group: teardown stops tools.ui and the mlflow server it started, together.
     ui = subprocess.Popen(
-        [sys.executable, "-m", "tools.ui", "--root", str(root), "--port", str(port)],
+        [sys.executable, "-m", "tools.ui", "--root", str(project), "--port", str(port)],
         cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
     printed: list[str] = []
     # Keep draining its stdout (the server logs there too) so a full pipe never blocks it.
@@ -108,14 +90,11 @@ def ui(tmp_path_factory):
     try:
         deadline = time.monotonic() + 120
         while not any("#/experiments/" in line for line in printed):
-            output = "".join(printed)
-            log_text = (root / "ui.log").read_text()
-            assert ui.poll() is None, f"tools.ui exited {ui.returncode}:\n{output}{log_text}"
-            assert time.monotonic() < deadline, f"tools.ui printed no runs-view URL in 120 s:\n{output}"
+            assert ui.poll() is None, f"tools.ui exited {ui.returncode}:\n{''.join(printed)}{log_path.read_text()}"
+            assert time.monotonic() < deadline, f"tools.ui printed no runs-view URL in 120 s:\n{''.join(printed)}"
             time.sleep(0.5)
         assert requests.get(f"{base}/health", timeout=5).ok
-        url = next(line.strip() for line in printed if "#/experiments/" in line)
-        yield url, base, experiment_id, parents
+        yield next(line.strip() for line in printed if "#/experiments/" in line), base
     finally:
         try:
             os.killpg(ui.pid, signal.SIGTERM)
@@ -128,16 +107,22 @@ def ui(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture
-def browser(tmp_path):
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1600,1000", f"--user-data-dir={tmp_path / 'profile'}"):
+                 "--disable-sync", "--window-size=1600,1000", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -146,37 +131,172 @@ def browser(tmp_path):
         driver.quit()
 
 
-def wait_for_text(driver, texts: list[str], shot: Path):
-    """Wait until every one of `texts` is in the page's visible text; screenshot either way."""
-    from selenium.common.exceptions import TimeoutException
+def page_text(driver) -> str:
     from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def wait_until(driver, shown, what: str, shot: Path):
+    """Wait until `shown(driver)` is truthy and return it; screenshot either way."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    def shown(d):
-        body = d.find_element(By.TAG_NAME, "body").text
-        return all(t in body for t in texts)
-
     try:
-        WebDriverWait(driver, RENDER_TIMEOUT, poll_frequency=0.5).until(shown)
+        value = WebDriverWait(driver, RENDER_TIMEOUT, poll_frequency=0.3).until(shown)
     except TimeoutException:
         driver.save_screenshot(str(shot))
-        body = driver.find_element(By.TAG_NAME, "body").text
-        missing = [t for t in texts if t not in body]
-        pytest.fail(f"not shown within {RENDER_TIMEOUT} s: {missing}; screenshot {shot}; "
-                    f"page text starts: {body[:500]!r}")
+        pytest.fail(f"not shown within {RENDER_TIMEOUT} s: {what}; screenshot {shot}; "
+                    f"page text starts: {page_text(driver)[:600]!r}")
     driver.save_screenshot(str(shot))
+    return value
 
 
-def test_make_ui_url_opens_the_runs_view_and_a_run_page_shows_its_metrics(ui, browser, tmp_path):
+def wait_for_text(driver, texts: list[str], shot: Path) -> str:
+    """Wait until every one of `texts` is in the page's visible text; returns that text."""
+    def shown(d):
+        body = page_text(d)
+        return body if all(t in body for t in texts) else None
+
+    return wait_until(driver, shown, f"{texts}", shot)
+
+
+def click_text(driver, text: str) -> None:
     from selenium.webdriver.common.by import By
 
-    url, base, experiment_id, parents = ui
+    driver.find_element(By.XPATH, f"//*[normalize-space(text())={text!r}]").click()
+
+
+def app_url(base: str, route: str) -> str:
+    """A page of the app in its Model training mode, as the URL `make ui` prints."""
+    return f"{base}/#/{route}?workflowType=machine_learning"
+
+
+def test_make_ui_url_opens_the_runs_view_with_every_experiment(ui, store, browser, shots):
+    url, base = ui
+    experiment_id, parents, _ = store
     assert url == runs_view_url(base, experiment_id)
     browser.get(url)
-    wait_for_text(browser, list(parents), tmp_path / "runs-view.png")
+    # One row per experiment (its seeds folded under it); the footer counts seeds too.
+    wait_for_text(browser, EXPERIMENTS + [f"{len(EXPERIMENTS) * (1 + SEEDS)} matching runs"], shots / "runs-view.png")
     assert "/runs?" in browser.current_url and "workflowType=machine_learning" in browser.current_url
 
-    key = "spiral_hard_relu_2x100"
-    browser.find_element(By.LINK_TEXT, key).click()
-    wait_for_text(browser, ["test/accuracy"], tmp_path / "run-page.png")
-    assert browser.current_url.split("?")[0].endswith(f"/runs/{parents[key]}")
+
+def test_a_run_page_shows_its_curves_first_and_its_figures(ui, store, browser, shots):
+    _, base = ui
+    experiment_id, parents, _ = store
+    browser.get(app_url(base, f"experiments/{experiment_id}/runs/{parents[SHOWN]}"))
+    wait_for_text(browser, [SHOWN, "Metrics (", "test/accuracy", "Parameters (", "hidden_layers"],
+                  shots / "run-overview.png")
+
+    # Model metrics: one chart section per metric group, in the UI's order; the curves lead.
+    click_text(browser, "Model metrics")
+    groups = wait_until(
+        browser, lambda d: (g := re.findall(r"^([a-z_]+)\n\(\d+\)$", (t := page_text(d)), re.M)) and "val" in g
+        and "Step" in t and g,  # "Step": the first curves are drawn
+        "the chart sections epoch ... val", shots / "run-model-metrics.png")
+    assert groups[0] == "epoch", groups
+    assert {"epoch", "test", "train", "val", "seeds"} <= set(groups)
+
+    # Artifacts: the figures, one of them previewed as an image.
+    click_text(browser, "Artifacts")
+    wait_for_text(browser, ["figures", "metrics.json", "seeds.csv", "history.csv"], shots / "run-artifacts.png")
+    click_text(browser, "figures")
+    wait_for_text(browser, ["decision_regions.png", "training_curves.png", "seed_agreement.png"],
+                  shots / "run-artifacts.png")
+    click_text(browser, "training_curves.png")
+    # The preview is an <img> of a blob: URL; the figure is the one image of a figure's size.
+    wait_until(browser, lambda d: d.execute_script(
+        "return Array.from(document.images).some(i => i.complete && i.naturalWidth >= 400"
+        " && i.getBoundingClientRect().width > 0)"), "the training_curves.png preview", shots / "run-figure.png")
+
+
+def test_compare_view_of_three_runs_compares_params_by_role(ui, store, browser, shots):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _, base = ui
+    experiment_id, parents, _ = store
+    runs = json.dumps([parents[key] for key in EXPERIMENTS], separators=(",", ":"))
+    browser.get(f"{base}/#/compare-runs?runs={runs}&experiments={json.dumps([experiment_id])}"
+                "&workflowType=machine_learning")
+    roles = ["hidden_layers", "hidden_units", "hidden_activation", "output_units", "output_activation",
+             "optimizer", "learning_rate", "inputs", "n_params"]
+    wait_for_text(browser, [f"Comparing {len(EXPERIMENTS)} Runs", "Parallel Coordinates Plot", *roles, *EXPERIMENTS],
+                  shots / "compare.png")
+
+    # Parallel coordinates, as docs/mlflow-ui.md says: three params by role against test accuracy.
+    click_text(browser, "Clear All")
+    params, metrics = browser.find_elements(By.CSS_SELECTOR, "input[role='combobox']")[:2]
+    for box, names in ((params, ["hidden_layers", "hidden_units", "learning_rate"]), (metrics, ["test/accuracy"])):
+        for name in names:
+            box.click()
+            box.send_keys(name)
+            wait_until(browser, lambda d, n=name: d.find_elements(By.XPATH, f"//*[@title={n!r}]"),
+                       f"the option {name}", shots / "compare-choose.png")
+            box.send_keys(Keys.ENTER)
+        box.send_keys(Keys.ESCAPE)
+    axes = wait_until(
+        browser, lambda d: (a := d.execute_script(
+            "return Array.from(document.querySelectorAll('svg text.axis-title')).map(e => e.textContent)"))
+        and len(a) == 4 and a, "four parallel-coordinates axes", shots / "compare-parallel-coordinates.png")
+    assert axes == ["hidden_layers", "hidden_units", "learning_rate", "test/accuracy"]
+
+
+def test_logged_model_page_is_named_after_its_experiment_with_metrics_and_dataset(ui, store, project, browser, shots):
+    _, base = ui
+    experiment_id, parents, model = store
+    assert model.name == SHOWN
+    browser.get(app_url(base, f"experiments/{experiment_id}/models/{model.model_id}"))
+    dataset = "spiral_hard"
+    text = wait_for_text(browser, [SHOWN, "Metrics (", "test/accuracy", "Datasets used", f"{dataset} (#", "Source run",
+                                   parents[SHOWN], "hidden_layers"], shots / "logged-model.png")
+    # The model's own metrics are linked to its training dataset.
+    assert re.search(rf"^test/accuracy\n{dataset} \(#[0-9a-f]+\)$", text, re.M), text[:2000]
+
+
+# --- DVC's page ------------------------------------------------------------------------------------
+
+
+def plots_page(project: Path, out: Path, *targets: str) -> tuple[list[str], dict[str, dict]]:
+    """`dvc plots show` into `out`: (what the page holds in order: chart ids and image paths,
+    {chart id: its Vega-Lite spec})."""
+    run(project, "dvc", "plots", "show", *targets, "-o", str(out))
+    html = (out / "index.html").read_text()
+    specs = {chart: json.loads(spec) for spec, chart in
+             re.findall(r"var spec = (.*);\n\s*vegaEmbed\('#([^']+)'", html)}
+    order = [m.group(1) or m.group(2) for m in
+             re.finditer(r'<div id = "([^"]+)"|<img src="static/workspace_([^"]+)"', html)]
+    return order, specs
+
+
+def test_dvc_plots_page_draws_each_experiments_curves_and_confusion_counts(project, tmp_path):
+    order, specs = plots_page(project, tmp_path / "all")
+    charts = [f"results_{key}_{name}" for key in EXPERIMENTS for name in ("curves_csv", "test_predictions_csv")]
+    assert order[:len(charts)] == charts, "every chart first, experiment by experiment"
+    images = order[len(charts):]
+    owners = [next(key for key in EXPERIMENTS if image.startswith(f"results_{key}_figures_")) for image in images]
+    assert owners == sorted(owners) and set(owners) == set(EXPERIMENTS), "each experiment's figures together"
+    assert {i.removeprefix(f"results_{SHOWN}_figures_") for i in images if i.startswith(f"results_{SHOWN}_")} >= {
+        "training_curves.png", "decision_regions.png", "seed_agreement.png", "architecture.png"}
+
+    curves = specs[f"results_{SHOWN}_curves_csv"]
+    assert curves["title"] == f"{SHOWN} training curves (mean over seeds)"
+    assert curves["transform"][0]["fold"] == ["loss", "val_loss", "accuracy", "val_accuracy"]
+    expected = pd.read_csv(project / "results" / SHOWN / "curves.csv")
+    drawn = pd.DataFrame(curves["data"]["values"])[list(expected.columns)].astype(float)
+    assert drawn["epoch"].tolist() == list(range(EPOCHS + 1))
+    pd.testing.assert_frame_equal(drawn, expected.astype(float))
+    # curves.csv is the mean over seeds of history.csv, the same table the MLflow run's epoch/* holds.
+    history = pd.read_csv(project / "models" / SHOWN / "history.csv")
+    assert expected["val_accuracy"].tolist() == pytest.approx(
+        history.groupby("epoch")["val_accuracy"].mean().tolist(), rel=1e-5)
+
+    confusion = specs[f"results_{SHOWN}_test_predictions_csv"]
+    assert confusion["params"][0] == {"name": "showValues", "value": True, "bind": {"input": "checkbox"}}
+    assert len(confusion["data"]["values"]) == len(pd.read_csv(project / "results" / SHOWN / "test_predictions.csv"))
+
+    # One experiment on its own page, as the README shows.
+    alone, _ = plots_page(project, tmp_path / "one", f"results/{SHOWN}/.*")
+    assert alone[:2] == [f"results_{SHOWN}_curves_csv", f"results_{SHOWN}_test_predictions_csv"]
+    assert alone[2:] == [i for i in images if i.startswith(f"results_{SHOWN}_figures_")]

@@ -1,10 +1,22 @@
-"""Dataset generators and splits: sizes, class balance, determinism, geometry, and split semantics."""
+"""Dataset generators and splits: sizes, class balance, determinism, geometry, and split semantics;
+Playground's and scikit-learn's two-class datasets; your own CSV (parsing, and every bad file failing
+through the real `python -m stages.generate` with one line and nothing written); the CSV under the
+real `dvc` CLI."""
+
+import math
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
+from sandbox import ROOT, commit, edit_params, make_project, repro, run, stages_run
 
-from intuition.config import BandsData, ClassificationData, SpiralData, load_params
-from intuition.datasets import make_bands, make_dataset, make_linear, make_spiral, split_test, split_validation
+from intuition.config import (BandsData, CircleData, ClassificationData, CsvData, GaussData, MoonsData, SpiralData,
+                              XorData, load_params)
+from intuition.datasets import (gauss_sd, make_bands, make_circle, make_dataset, make_gauss, make_linear,
+                                make_moons, make_spiral, make_xor, parse_csv_points, read_csv_points, split_problem,
+                                split_test, split_validation)
 from intuition.types import FitSplit, Points, Splits
 
 from conftest import PARAMS_YAML
@@ -29,19 +41,39 @@ def _rows(X, y=None):
     return table[np.lexsort(table.T[::-1])]
 
 
-def _expected_class_counts(spec) -> list[int] | None:
+# Kinds whose points are drawn with the global seed (the others take a random_state, or a file).
+SEEDED_KINDS = (SpiralData, CircleData, XorData, GaussData)
+
+
+def _expected_class_counts(spec) -> tuple[list[int], float]:
+    """The class sizes a dataset should have, and how far (a fraction of all rows) each may be off."""
     if isinstance(spec, BandsData):
-        return [spec.n_samples] * 2
+        return [spec.n_samples] * 2, 0
     if isinstance(spec, SpiralData):
-        return [spec.points_per_class] * spec.n_classes
-    return None  # make_classification: balanced up to its flip_y=0.01 label noise
+        return [spec.points_per_class] * spec.n_classes, 0
+    if isinstance(spec, CsvData):
+        return [50] * 3, 0  # the example Iris file: 50 of each species
+    half = [spec.n_samples // 2, spec.n_samples - spec.n_samples // 2]
+    if isinstance(spec, (GaussData, MoonsData)):
+        return half, 0
+    if isinstance(spec, ClassificationData):
+        return half, 0.02  # make_classification: balanced up to its flip_y=0.01 label noise
+    return half, 0.1  # circle, xor: noise flips labels near the boundary; xor's quadrants are drawn at random
 
 
 def _generate(spec, seed=SEED):
-    """The generator's output before make_dataset shuffles it."""
+    """The generator's output (or the file's rows) before make_dataset shuffles it."""
+    if isinstance(spec, CsvData):
+        points = read_csv_points(spec, ROOT)
+        return points.X, points.y
     if isinstance(spec, ClassificationData):
         return make_linear(spec)
-    return make_bands(spec) if isinstance(spec, BandsData) else make_spiral(spec, seed)
+    if isinstance(spec, BandsData):
+        return make_bands(spec)
+    if isinstance(spec, MoonsData):
+        return make_moons(spec)
+    make = {SpiralData: make_spiral, CircleData: make_circle, XorData: make_xor, GaussData: make_gauss}[type(spec)]
+    return make(spec, seed)
 
 
 def _rotation(angle):
@@ -62,12 +94,9 @@ def test_shape_dtype_and_labels(name):
     assert X.shape == (len(y), 2) and X.dtype == np.float64 and np.isfinite(X).all()
     assert y.dtype == np.int64
     assert np.array_equal(np.unique(y), np.arange(spec.n_classes))
-    expected = _expected_class_counts(spec)
-    if expected is None:
-        assert len(y) == spec.n_samples
-        assert np.all(np.abs(counts - spec.n_samples / 2) <= 0.02 * spec.n_samples)
-    else:
-        assert counts.tolist() == expected
+    expected, off = _expected_class_counts(spec)
+    assert len(y) == sum(expected)
+    assert np.all(np.abs(counts - expected) <= off * len(y)), (counts, expected)
 
 
 def test_the_projects_dataset_sizes():
@@ -76,6 +105,9 @@ def test_the_projects_dataset_sizes():
     assert sum(sizes["linear"]) == 500 and len(sizes["linear"]) == 2
     assert sizes["bands"] == [500, 500]
     assert sizes["spiral_easy"] == sizes["spiral_hard"] == [300, 300, 300]
+    assert sizes["gauss"] == sizes["moons"] == [250, 250]
+    assert sum(sizes["circle"]) == sum(sizes["xor"]) == 500
+    assert sizes["iris_petals"] == [50, 50, 50]
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -95,12 +127,11 @@ def test_same_seed_same_dataset(name):
 def test_different_seed_different_order(name):
     (X1, y1), (X2, y2) = [(p.X, p.y) for p in (_make(name, SEED), _make(name, SEED + 1))]
     assert not np.array_equal(X1, X2)
-    assert np.array_equal(np.bincount(y1), np.bincount(y2))
-    if isinstance(PARAMS.datasets[name], SpiralData):
-        # the seed also draws the spiral's noise: different points, not just a different order
-        assert not np.allclose(_rows(X1, y1), _rows(X2, y2))
+    if isinstance(PARAMS.datasets[name], SEEDED_KINDS):
+        # the seed also draws the points: different points, not just a different order
+        assert len(X1) == len(X2) and not np.allclose(_rows(X1, y1), _rows(X2, y2))
     else:
-        # sklearn generators use the dataset's own random_state: same points, another order
+        # sklearn generators use the dataset's own random_state, a CSV is a CSV: same points, another order
         np.testing.assert_array_equal(_rows(X1, y1), _rows(X2, y2))
 
 
@@ -145,7 +176,6 @@ def test_split_test_is_stratified_sized_and_disjoint(name):
     spec = PARAMS.datasets[name]
     points = _make(name)
     X, y = points.X, points.y
-    assert len(np.unique(X, axis=0)) == len(X)  # rows are distinct, so row sets identify rows
     splits = split_test(points, spec.test_fraction, SEED)
     assert isinstance(splits, Splits) and isinstance(splits.train, Points) and isinstance(splits.test, Points)
     n_test = len(splits.test)
@@ -154,7 +184,8 @@ def test_split_test_is_stratified_sized_and_disjoint(name):
     # stratified: each class's share of the test part is its share of the whole, to within a row
     expected = np.bincount(y) / len(y) * n_test
     assert np.all(np.abs(np.bincount(splits.test.y, minlength=spec.n_classes) - expected) <= 1)
-    # disjoint and complete, with every row keeping its label
+    # disjoint and complete, with every row keeping its label (compared as multisets of rows:
+    # Iris has repeated points)
     np.testing.assert_array_equal(_rows(splits.all.X, splits.all.y), _rows(X, y))
 
 
@@ -224,3 +255,332 @@ def test_split_validation_rejects_an_empty_part(n, fraction):
     points = Points(np.zeros((n, 2)), np.zeros(n, dtype=int))
     with pytest.raises(ValueError, match=f"validation_split={fraction} leaves an empty part of {n} rows"):
         split_validation(points, fraction)
+
+
+# ---------------------------------------------------------------------------------- Playground and moons
+# TensorFlow Playground's src/dataset.ts: circle radius 5 (class 1 within 2.5, class 0 on 3.5..5), XOR
+# in ±5 pushed 0.3 off the axes, Gaussians at ±(2, 2) with variance 0.5..4; its noise (0..0.5) flips
+# the circle's and XOR's labels near the boundary without moving points.
+
+
+def _circle(noise, n=2000, seed=SEED):
+    return make_circle(CircleData(kind="circle", n_samples=n, noise=noise), seed)
+
+
+def _xor(noise, n=2000, seed=SEED):
+    return make_xor(XorData(kind="xor", n_samples=n, noise=noise), seed)
+
+
+def test_circle_without_noise_is_inside_vs_ring():
+    X, y = _circle(0.0)
+    radius = np.hypot(*X.T)
+    assert np.bincount(y).tolist() == [1000, 1000]
+    assert radius[y == 1].max() < 2.5 and radius[y == 1].min() < 0.05  # uniform in radius: reaches the centre
+    assert 3.5 <= radius[y == 0].min() < 3.52 and 4.98 < radius[y == 0].max() <= 5
+    angle = np.arctan2(X[:, 0], X[:, 1])  # Playground: x = r sin(angle), y = r cos(angle)
+    assert np.histogram(angle, bins=4, range=(-np.pi, np.pi))[0].min() > 400  # every direction
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.5])
+def test_circle_noise_flips_labels_near_the_circle_only(noise):
+    X, y = _circle(noise)
+    X0, y0 = _circle(0.0)
+    np.testing.assert_array_equal(X, X0)  # the noise does not move the points (same draws, same seed)
+    flipped = y != y0
+    assert flipped.any()
+    # a point flips only if an offset of up to 5 * noise per axis carries it across radius 2.5
+    reach = 5 * noise * math.sqrt(2)
+    assert np.all(np.abs(np.hypot(*X[flipped].T) - 2.5) < reach)
+    assert flipped.mean() < (0.05 if noise == 0.1 else 0.5)
+
+
+def test_xor_without_noise_is_the_sign_of_x1_x2():
+    X, y = _xor(0.0)
+    np.testing.assert_array_equal(y, (X[:, 0] * X[:, 1] >= 0).astype(int))
+    assert np.abs(X).max() <= 5.3 and np.abs(X).min() >= 0.3  # ±5 pushed 0.3 off each axis
+    assert abs(np.bincount(y)[1] / len(y) - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.5])
+def test_xor_noise_flips_labels_near_the_axes_only(noise):
+    X, y = _xor(noise)
+    X0, y0 = _xor(0.0)
+    np.testing.assert_array_equal(X, X0)
+    flipped = y != y0
+    assert flipped.any()
+    assert np.all(np.abs(X[flipped]).min(axis=1) < 5 * noise)  # within an offset's reach of an axis
+
+
+@pytest.mark.parametrize("noise, variance", [(0.0, 0.5), (0.25, 2.25), (0.5, 4.0)])
+def test_gauss_blobs_have_playgrounds_centres_and_variance(noise, variance):
+    assert gauss_sd(noise) ** 2 == pytest.approx(variance)
+    X, y = make_gauss(GaussData(kind="gauss", n_samples=4000, noise=noise), SEED)
+    assert np.bincount(y).tolist() == [2000, 2000]
+    for label, centre in [(1, 2.0), (0, -2.0)]:
+        blob = X[y == label]
+        np.testing.assert_allclose(blob.mean(axis=0), [centre, centre], atol=0.1)
+        np.testing.assert_allclose(blob.var(axis=0), [variance, variance], rtol=0.1)  # 2000 draws: ~3 % error
+
+
+@pytest.mark.parametrize("kind", [CircleData, XorData, GaussData])
+def test_playground_kinds_are_deterministic_and_keep_an_odd_point(kind):
+    spec = kind(kind=kind.model_fields["kind"].annotation.__args__[0], n_samples=7, noise=0.2)
+    make = {CircleData: make_circle, XorData: make_xor, GaussData: make_gauss}[kind]
+    (X1, y1), (X2, y2) = make(spec, SEED), make(spec, SEED)
+    assert X1.shape == (7, 2) and y1.shape == (7,)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.allclose(make(spec, SEED + 1)[0], X1)
+
+
+def test_playground_points_lie_in_playgrounds_plot():
+    for name in ("circle", "xor"):
+        assert np.abs(_make(name).X).max() <= 5.3  # Playground plots ±6
+    assert np.abs(_make("gauss").X).max() < 6
+
+
+def test_moons_are_scikit_learns():
+    from sklearn.datasets import make_moons as sklearn_moons
+
+    spec = PARAMS.datasets["moons"]
+    X, y = sklearn_moons(n_samples=spec.n_samples, noise=spec.noise, random_state=spec.random_state)
+    points = _make("moons")
+    np.testing.assert_array_equal(_rows(points.X, points.y), _rows(X, y))
+
+
+# ---------------------------------------------------------------------------------- split_problem
+
+
+def test_split_problem_says_none_exactly_when_scikit_learn_can_split():
+    """On many small label sets of 2-4 classes: no problem reported <=> train_test_split succeeds."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(0)
+    verdicts = set()
+    for _ in range(400):
+        n_classes = int(rng.integers(2, 5))
+        y = rng.integers(0, n_classes, int(rng.integers(n_classes, 16)))
+        y = np.unique(y, return_inverse=True)[1]  # every class 0..k-1 present
+        if y.max() == 0:
+            continue  # one class: scikit-learn splits it, but there is nothing to classify
+        fraction = float(rng.choice([0.1, 0.2, 0.3, 0.5]))
+        problem = split_problem(y, [f"class {k}" for k in range(y.max() + 1)], fraction)
+        try:
+            train_test_split(np.zeros((len(y), 2)), y, test_size=fraction, stratify=y, random_state=0)
+            splits = True
+        except ValueError:
+            splits = False
+        assert (problem is None) == splits, (y.tolist(), fraction, problem)
+        verdicts.add(splits)
+    assert verdicts == {True, False}
+
+
+# ---------------------------------------------------------------------------------- your own CSV
+
+
+def _csv_spec(**fields) -> CsvData:
+    return CsvData.model_validate({"kind": "csv", "path": "own_data/mine.csv", "classes": ["a", "b"]} | fields)
+
+
+def test_csv_classes_follow_the_listed_order_not_the_file_or_the_alphabet():
+    text = "x1,x2,label\n1,2,b\n3,4,a\n5,6,c\n"
+    points = parse_csv_points(text, _csv_spec(classes=["c", "a", "b"]))
+    np.testing.assert_array_equal(points.X, [[1, 2], [3, 4], [5, 6]])
+    assert points.y.tolist() == [2, 1, 0]
+    assert points.X.dtype == np.float64 and points.y.dtype == np.int64
+
+
+def test_csv_integer_labels_named_columns_spaces_blank_lines_and_extra_columns():
+    text = "id, width ,height,kind,note\n\n1, 0.5 ,2e1, 1 ,x\n2,-3,4,0,\n\n"
+    spec = _csv_spec(x1="width", x2="height", label="kind", classes=[1, 0])
+    points = parse_csv_points(text, spec)
+    np.testing.assert_array_equal(points.X, [[0.5, 20.0], [-3.0, 4.0]])
+    assert points.y.tolist() == [0, 1]  # label 1 is listed first: class 0
+
+
+def test_read_csv_points_reads_the_file_under_the_root(tmp_path):
+    (tmp_path / "own_data").mkdir()
+    (tmp_path / "own_data" / "mine.csv").write_bytes("\ufeffx1,x2,label\n1,2,a\n".encode())  # Excel's BOM
+    assert read_csv_points(_csv_spec(), tmp_path).y.tolist() == [0]
+
+
+def test_the_example_csv_is_iris_petals():
+    """own_data/iris_petals.csv is what README and params.yaml say: Iris' petal length and width."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    points = read_csv_points(PARAMS.datasets["iris_petals"], ROOT)
+    np.testing.assert_allclose(points.X, iris.data[:, 2:4])
+    np.testing.assert_array_equal(points.y, iris.target)
+    assert PARAMS.datasets["iris_petals"].labels == list(iris.target_names)
+
+
+@pytest.mark.parametrize("path", ["/tmp/mine.csv", "data/mine.csv", "own_data/../mine.csv", "own_data", "mine.csv"])
+def test_a_csv_outside_own_data_is_a_params_error(params_dict, path):
+    from intuition.config import ParamsError, parse_params
+
+    params_dict["datasets"]["mine"] = {"kind": "csv", "path": path, "classes": ["a", "b"]}
+    with pytest.raises(ParamsError) as info:
+        parse_params(params_dict)
+    assert str(info.value) == (
+        f"params.yaml: datasets.mine.path: {path!r} is not allowed: put the CSV inside own_data/ and give its "
+        "path from the project root, e.g. own_data/mine.csv (the generate stage depends on that folder)")
+
+
+@pytest.mark.parametrize("classes, message", [
+    (["a"], "datasets.mine.classes: ['a'] is not allowed: list two or more different labels"),
+    (["a", "a"], "datasets.mine.classes: ['a', 'a'] is not allowed: list two or more different labels"),
+    ([1, "1"], "datasets.mine.classes: [1, '1'] is not allowed: list two or more different labels"),
+    (["a", True], "datasets.mine.classes[1]: True is not allowed: use the labels as they appear in the file"),
+    ([0, 1.5], "datasets.mine.classes[1]: 1.5 is not allowed: use the labels as they appear in the file"),
+])
+def test_bad_classes_are_a_params_error(params_dict, classes, message):
+    from intuition.config import ParamsError, parse_params
+
+    params_dict["datasets"]["mine"] = {"kind": "csv", "path": "own_data/mine.csv", "classes": classes}
+    with pytest.raises(ParamsError) as info:
+        parse_params(params_dict)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"params.yaml: {message}")
+
+
+def test_the_output_layer_is_checked_against_the_listed_classes(params_dict):
+    from intuition.config import ParamsError, parse_params
+
+    params_dict["experiments"]["iris_petals_relu_1x8"]["layers"][-1] = {"units": 1, "activation": "sigmoid"}
+    with pytest.raises(ParamsError, match=r"'iris_petals' \(3 classes\); allowed: softmax with 3 units"):
+        parse_params(params_dict)
+
+
+# Each bad file through the real CLI: (file content or None for no file, spec changes, the one line).
+GOOD = "x1,x2,label\n" + "".join(f"{i},{i * 2},{'ab'[i % 2]}\n" for i in range(10))
+BAD_CSV = [
+    pytest.param(None, {}, "own_data/mine.csv: file not found (paths are relative to the project root; "
+                 "a file tracked with `dvc add` needs `dvc checkout` or `dvc pull`)", id="missing-file"),
+    pytest.param("", {}, "own_data/mine.csv: the file is empty; expected a header line naming the columns "
+                 "x1, x2 and label", id="empty-file"),
+    pytest.param("x1,x2,label\n", {}, "own_data/mine.csv: the file has a header but no rows of data", id="header-only"),
+    pytest.param("x1,x2,species\n1,2,a\n", {}, "own_data/mine.csv: line 1: label column 'label' is not in the "
+                 "header (columns: x1, x2, species)", id="no-label-column"),
+    pytest.param("x1,y,label\n1,2,a\n", {}, "own_data/mine.csv: line 1: x2 column 'x2' is not in the header "
+                 "(columns: x1, y, label)", id="no-feature-column"),
+    pytest.param(GOOD.replace("a\n", "a,9\n", 1), {}, "own_data/mine.csv: line 2: 4 values, but the header has "
+                 "3 columns", id="extra-value"),
+    pytest.param(GOOD.replace("7,14,b", "7,abc,b"), {}, "own_data/mine.csv: line 9: x2 is 'abc', not a number",
+                 id="not-a-number"),
+    pytest.param(GOOD.replace("3,6,b", "3,inf,b"), {}, "own_data/mine.csv: line 5: x2 is 'inf', not a finite "
+                 "number", id="not-finite"),
+    pytest.param(GOOD.replace("\n4,8,a", "\n,8,a"), {}, "own_data/mine.csv: line 6: x1 is empty", id="empty-value"),
+    pytest.param(GOOD.replace("5,10,b", "5,10,"), {}, "own_data/mine.csv: line 7: label is empty", id="empty-label"),
+    pytest.param(GOOD.replace("\n\n", "\n").replace("6,12,a", "6,12,c"), {}, "own_data/mine.csv: line 8: label "
+                 "is 'c', not one of the classes listed in params.yaml: a, b", id="unlisted-label"),
+    pytest.param(GOOD.replace(",b\n", ",a\n"), {}, "own_data/mine.csv: all 10 rows are 'a'; a classifier needs "
+                 "rows of at least two classes", id="one-class"),
+    pytest.param(GOOD, {"classes": ["a", "b", "c"]}, "own_data/mine.csv: no rows of 'c'; a stratified split needs "
+                 "at least 2 rows of every class", id="listed-class-without-rows"),
+    pytest.param("x1,x2,label\n1,2,a\n3,4,a\n5,6,b\n", {}, "own_data/mine.csv: only 1 row of 'b'; a stratified "
+                 "split needs at least 2 rows of every class", id="class-with-one-row"),
+    pytest.param("x1,x2,label\n1,2,a\n3,4,a\n5,6,b\n7,8,b\n", {}, "own_data/mine.csv: 4 rows are too few to split: "
+                 "test_fraction 0.2 gives 1 test and 3 training rows, and each part needs at least one row of "
+                 "each of the 2 classes", id="too-few-rows"),
+    pytest.param('x1,x2,label\n1,"2,a\n', {}, "own_data/mine.csv: line 2: not valid CSV: unexpected end of data",
+                 id="unclosed-quote"),
+]
+
+
+def _generate_cli(project, spec_changes=None):
+    """`python -m stages.generate mine` in `project`, with a 'mine' CSV dataset and one experiment on it."""
+    spec = {"kind": "csv", "path": "own_data/mine.csv", "classes": ["a", "b"], "test_fraction": 0.2}
+    params = {"seed": 42, "datasets": {"mine": spec | (spec_changes or {})}, "experiments": {"mine_perceptron": {
+        "dataset": "mine", "layers": [{"units": 1, "activation": "sigmoid"}], "optimizer": "sgd",
+        "learning_rate": 0.1, "epochs": 3, "batch_size": 32, "validation_split": 0.3}}}
+    if "classes" in (spec_changes or {}) and len(spec_changes["classes"]) > 2:
+        params["experiments"]["mine_perceptron"]["layers"] = [{"units": 3, "activation": "softmax"}]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return run(project, sys.executable, "-m", "stages.generate", "mine", check=False, PYTHONPATH=str(ROOT))
+
+
+@pytest.mark.parametrize("content, changes, line", BAD_CSV)
+def test_a_bad_csv_fails_with_one_line_and_writes_nothing(tmp_path, content, changes, line):
+    (tmp_path / "own_data").mkdir()
+    if content is not None:
+        (tmp_path / "own_data" / "mine.csv").write_text(content)
+    result = _generate_cli(tmp_path, changes)
+    assert (result.returncode, result.stderr, result.stdout) == (2, f"error: {line}\n", "")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_bad_csv_leaves_the_last_good_split_untouched(tmp_path):
+    (tmp_path / "own_data").mkdir()
+    csv_file = tmp_path / "own_data" / "mine.csv"
+    csv_file.write_text(GOOD)
+    good = _generate_cli(tmp_path)
+    assert good.returncode == 0 and good.stdout == "mine: 8 train rows, 2 test rows, 2 classes (0 = 'a', 1 = 'b')\n"
+    outputs = {p.name: p.read_bytes() for p in (tmp_path / "data" / "mine").iterdir()}
+    train = pd.read_csv(tmp_path / "data" / "mine" / "train.csv")
+    assert list(train.columns) == ["x1", "x2", "y"] and set(train["y"]) == {0, 1}
+    csv_file.write_text(GOOD.replace("7,14,b", "7,abc,b"))
+    bad = _generate_cli(tmp_path)
+    assert bad.returncode == 2
+    assert {p.name: p.read_bytes() for p in (tmp_path / "data" / "mine").iterdir()} == outputs
+
+
+def test_too_few_generated_points_fail_naming_the_params_key(tmp_path):
+    params = {"seed": 42, "datasets": {"tiny": {"kind": "gauss", "n_samples": 3}}, "experiments": {"p": {
+        "dataset": "tiny", "layers": [{"units": 1, "activation": "sigmoid"}], "optimizer": "sgd",
+        "learning_rate": 0.1, "epochs": 3, "batch_size": 32, "validation_split": 0.3}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run(tmp_path, sys.executable, "-m", "stages.generate", "tiny", check=False, PYTHONPATH=str(ROOT))
+    assert (result.returncode, result.stderr) == (2, "error: params.yaml: datasets.tiny: only 1 row of class 0; "
+                                                     "a stratified split needs at least 2 rows of every class\n")
+    assert not (tmp_path / "data").exists()
+
+
+# ---------------------------------------------------------------------------------- the CSV under DVC
+# Real dvc CLI and real training (3 epochs, 2 seeds): run under the shared training lock.
+
+CSV_EXPERIMENTS = ["iris_petals_relu_1x8", "gauss_perceptron"]
+
+
+@pytest.fixture(scope="module")
+def csv_project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("csv"), epochs=3, experiments=CSV_EXPERIMENTS, seeds=2)
+    first = repro(project)
+    assert {"generate@iris_petals", "train@iris_petals_relu_1x8", "evaluate@iris_petals_relu_1x8"} <= stages_run(first.stdout)
+    return project
+
+
+def test_editing_the_csv_reruns_its_dataset_and_experiments_only(csv_project):
+    csv_file = csv_project / "own_data" / "iris_petals.csv"
+    csv_file.write_text(csv_file.read_text().replace("\n5.1,1.8,virginica\n", "\n5.2,1.8,virginica\n", 1))
+    result = repro(csv_project)
+    # every generate@ depends on own_data/, so gauss is regenerated too, to the same bytes: its
+    # experiment does not rerun
+    assert stages_run(result.stdout) == {"generate@iris_petals", "generate@gauss", "train@iris_petals_relu_1x8",
+                                         "evaluate@iris_petals_relu_1x8", "report"}
+    assert stages_run(repro(csv_project).stdout) == set()
+
+
+def test_a_dvc_added_csv_works_as_a_dataset(csv_project):
+    iris = pd.read_csv(csv_project / "own_data" / "iris_petals.csv")
+    iris[iris["species"] != "setosa"].to_csv(csv_project / "own_data" / "two_species.csv", index=False)
+    run(csv_project, "dvc", "add", "own_data/two_species.csv")
+    assert (csv_project / "own_data" / "two_species.csv.dvc").exists()
+    assert "/two_species.csv" in (csv_project / "own_data" / ".gitignore").read_text()
+
+    def add(params):
+        params["datasets"]["two_species"] = {"kind": "csv", "path": "own_data/two_species.csv", "x1": "petal_length",
+                                             "x2": "petal_width", "label": "species",
+                                             "classes": ["versicolor", "virginica"]}
+        params["experiments"]["two_species_perceptron"] = params["experiments"]["gauss_perceptron"] | {
+            "dataset": "two_species"}
+
+    edit_params(csv_project, add)
+    commit(csv_project, "a dvc-added CSV")
+    result = repro(csv_project, "train@two_species_perceptron")
+    assert {"generate@two_species", "train@two_species_perceptron"} <= stages_run(result.stdout)
+    assert "overlap" not in result.stdout + result.stderr
+    train = pd.read_csv(csv_project / "data" / "two_species" / "train.csv")
+    assert len(train) == 80 and sorted(np.bincount(train["y"])) == [40, 40]
+    # the .dvc file's stage feeds every generate@ (a dependency edge, not an overlap error)
+    dag = run(csv_project, "dvc", "dag", "--dot", "generate@two_species").stdout
+    assert "own_data/two_species.csv.dvc" in dag

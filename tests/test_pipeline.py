@@ -25,7 +25,8 @@ SEEDS = 2
 EXPERIMENTS = ["linear_perceptron", "bands_relu_2x10", "bands_sigmoid_1x10", "spiral_easy_relu_1x64",
                "spiral_hard_relu_1x100", "spiral_hard_relu_2x100", "spiral_hard_relu_1x100_standardized"]
 FIGURES = {"training_curves", "seed_agreement", "true_vs_predicted", "probability_maps", "decision_regions",
-           "architecture"}
+           "architecture", "neuron_tiles", "evolution_filmstrip"}
+RELU_ONLY = {"linear_regions"}  # drawn only where every hidden layer is relu
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +80,12 @@ def test_every_output_exists_and_is_valid(project):
         per_seed = pd.read_csv(out / "seeds.csv")
         assert list(per_seed["seed"]) == list(range(SEEDS))
         assert per_seed["test.accuracy"].mean() == pytest.approx(metrics["test"]["accuracy"]["mean"], abs=1e-5)
-        assert {p.stem for p in (out / "figures").glob("*.png")} == FIGURES
+        all_relu = bool(spec["layers"][:-1]) and all(l["activation"] == "relu" for l in spec["layers"][:-1])
+        assert {p.stem for p in (out / "figures").glob("*.png")} == FIGURES | (RELU_ONLY if all_relu else set())
         for png in (out / "figures").glob("*.png"):
             assert_image(png)
+        assert (out / "figures" / "evolution.gif").stat().st_size < 2 * 2**20
+        assert ("regions" in metrics) == all_relu
         confusion = pd.read_csv(out / "confusion_matrix.csv")
         test_rows = pd.read_csv(project / "data" / spec["dataset"] / "test.csv")
         assert confusion.to_numpy().sum() == len(test_rows) and confusion.shape[0] == confusion.shape[1]

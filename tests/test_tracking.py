@@ -1,19 +1,22 @@
-"""MLflow under every way DVC runs stages, and against a real `mlflow server` on 127.0.0.1.
+"""MLflow under every way DVC runs stages, against a real `mlflow server` on 127.0.0.1, and in a
+checkout that was copied or moved.
 
-A two-experiment copy of the project keeps these runs short."""
+A two-experiment copy of the project keeps these runs short (one experiment for the copy and move)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
-from sandbox import BIN, commit, env, make_project, repro, run, stages_run
+from sandbox import BIN, commit, env, make_project, repro, run, set_param, stages_run
 
 EXPERIMENTS = ["linear_perceptron", "bands_sigmoid_1x10"]
 EXPERIMENT_NAME = "classification-intuition"
@@ -190,3 +193,131 @@ def test_a_run_left_running_by_a_killed_process_is_marked_killed(project):
     assert client_for(store).get_run(orphan.info.run_id).info.status == "KILLED"
     everything = runs_in(store) + runs_in(store, "seed")
     assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []
+
+
+# --- A copied or moved checkout: its store follows it ---------------------------------------------
+# mlflow.db holds absolute artifact paths (MLflow resolves relative ones when it creates the
+# experiment); evaluate@ points them into the checkout it runs in (intuition.tracking._follow_checkout).
+
+PORTABLE = "linear_perceptron"
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A one-experiment project (2 epochs) run once. The move test moves it away, so it comes last."""
+    project = make_project(tmp_path_factory.mktemp("portable"), epochs=2, experiments=[PORTABLE])
+    repro(project)
+    return project
+
+
+def files_in(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `root` with its size and modification time: what a writer would change."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def logged_model_of(project: Path, run_):
+    client = client_for(root_store(project))
+    [model] = [m for m in client.search_logged_models([run_.info.experiment_id])
+               if m.source_run_id == run_.info.run_id]
+    return model
+
+
+def rerun_with_another_learning_rate(project: Path):
+    """Change one param and `dvc repro`: returns (the new parent run, repro's stderr)."""
+    before = {r.info.run_id for r in runs_in(root_store(project))}
+    set_param(project, f"experiments.{PORTABLE}.learning_rate", 0.05)
+    result = repro(project)
+    assert stages_run(result.stdout) == {f"train@{PORTABLE}", f"evaluate@{PORTABLE}", "report"}
+    [new] = [r for r in runs_in(root_store(project)) if r.info.run_id not in before]
+    return new, result.stderr
+
+
+def assert_recorded_into(project: Path, run_) -> None:
+    """The run's artifacts and its logged model's files are in `project`'s mlruns/."""
+    mlruns = project / "mlruns"
+    assert run_.info.artifact_uri == f"{mlruns.as_uri()}/{run_.info.run_id}/artifacts"
+    artifacts = mlruns / run_.info.run_id / "artifacts"
+    assert (artifacts / "metrics.json").is_file() and (artifacts / "figures" / "decision_regions.png").is_file()
+    model = logged_model_of(project, run_)
+    assert model.name == PORTABLE
+    assert model.artifact_location == f"{mlruns.as_uri()}/models/{model.model_id}/artifacts"
+    assert (mlruns / "models" / model.model_id / "artifacts" / "MLmodel").is_file()
+
+
+def test_a_copied_checkout_records_into_the_copy_and_never_into_the_original(checkout, tmp_path):
+    original_files, original_store = files_in(checkout / "mlruns"), (checkout / "mlflow.db").read_bytes()
+    copy = tmp_path / "copy"
+    shutil.copytree(checkout, copy, symlinks=True)
+    [old] = runs_in(root_store(copy))
+
+    new, stderr = rerun_with_another_learning_rate(copy)
+
+    assert_recorded_into(copy, new)
+    assert f"this checkout was copied or moved from {checkout}" in stderr
+    # The copy's older runs read the copy's artifacts, so deleting the original loses nothing.
+    everything = runs_in(root_store(copy)) + runs_in(root_store(copy), "seed")
+    assert [r.info.run_name for r in everything if not r.info.artifact_uri.startswith((copy / "mlruns").as_uri() + "/")] == []
+    assert (copy / "mlruns" / old.info.run_id / "artifacts" / "metrics.json").is_file()
+    assert logged_model_of(copy, old).artifact_location.startswith((copy / "mlruns").as_uri() + "/")
+    # Nothing was written to the original.
+    assert files_in(checkout / "mlruns") == original_files
+    assert (checkout / "mlflow.db").read_bytes() == original_store
+
+
+def test_a_moved_checkout_keeps_its_old_runs_artifacts_and_records_in_place(checkout, tmp_path):
+    import mlflow
+
+    [old] = runs_in(root_store(checkout))
+    old_model = logged_model_of(checkout, old).model_id
+    old_metrics = (checkout / "results" / PORTABLE / "metrics.json").read_text()
+    moved = tmp_path / "moved"
+    shutil.move(checkout, moved)
+
+    new, _ = rerun_with_another_learning_rate(moved)
+
+    assert_recorded_into(moved, new)
+    assert not checkout.exists()
+    # The run from before the move reads its artifacts from their new place.
+    client = client_for(root_store(moved))
+    assert Path(client.download_artifacts(old.info.run_id, "metrics.json", str(tmp_path))).read_text() == old_metrics
+    assert "figures/decision_regions.png" in {a.path for a in client.list_artifacts(old.info.run_id, "figures")}
+    model = client.get_logged_model(old_model)
+    assert model.artifact_location == f"{(moved / 'mlruns').as_uri()}/models/{old_model}/artifacts"
+    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{model.artifact_location}/MLmodel",
+                                                  dst_path=str(tmp_path / "model"))
+    assert "keras" in Path(mlmodel).read_text()
+
+
+def test_an_artifact_location_chosen_elsewhere_is_left_alone(tmp_path, monkeypatch):
+    """Only a location that is another checkout's mlruns/ follows the checkout."""
+    import mlflow
+
+    from intuition import tracking
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    chosen = (tmp_path.parent / "team-artifacts").as_uri()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client_for(store).create_experiment("chosen", artifact_location=chosen)
+    try:
+        tracking.connect("chosen")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert client_for(store).get_experiment_by_name("chosen").artifact_location == chosen
+
+
+def test_mean_curves_average_the_seeds_that_are_finite_at_each_epoch():
+    """One table for MLflow's `epoch/*` curves and DVC's curves.csv: a seed that diverged at an epoch
+    drops out of that epoch's mean instead of making it inf."""
+    import pandas as pd
+
+    from intuition.tracking import mean_curves
+
+    history = pd.DataFrame({"seed": [0, 0, 1, 1], "epoch": [0, 1, 0, 1], "loss": [1.0, 0.5, 3.0, float("inf")],
+                            "accuracy": [0.5, 0.75, 0.25, 0.25], "val_loss": [1.0, 0.5, 2.0, float("nan")],
+                            "val_accuracy": [0.4, 0.8, 0.2, 0.3]})
+    curves = mean_curves(history)
+    assert list(curves.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert curves.to_dict("list") == {"epoch": [0, 1], "loss": [2.0, 0.5], "accuracy": [0.375, 0.5],
+                                      "val_loss": [1.5, 0.5], "val_accuracy": [pytest.approx(0.3), pytest.approx(0.55)]}

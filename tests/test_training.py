@@ -21,7 +21,7 @@ from intuition.config import ExperimentSpec, load_params, parse_params  # noqa: 
 from intuition.datasets import make_dataset, split_test, split_validation  # noqa: E402
 from intuition.metrics import make_grid  # noqa: E402
 from intuition.models import build_model, dense_layers, encode_targets, optimizer_for  # noqa: E402
-from intuition.training import HISTORY_COLUMNS, FitData, train  # noqa: E402
+from intuition.training import HISTORY_COLUMNS, FitData, snapshot_epochs, train  # noqa: E402
 
 from conftest import PARAMS_YAML  # noqa: E402
 
@@ -96,7 +96,8 @@ def test_build_model_follows_the_spec(key):
     assert [layer.count_params() for layer in dense] == spec.parameter_counts()
     assert spec.summary().splitlines()[-1].split()[-1] == str(sum(spec.parameter_counts()))
     assert model.output_shape == (None, spec.output.units)
-    assert (len(model.layers) - len(dense) == 1) == (spec.inputs == "standardized")
+    fixed = (tuple(spec.features) != ("x1", "x2")) + (spec.inputs == "standardized")  # features, Normalization
+    assert len(model.layers) - len(dense) == fixed
 
 
 def test_standardized_inputs_are_adapted_on_the_fitted_rows_only():
@@ -248,6 +249,10 @@ def test_divergence_stops_training_and_keeps_finite_weights(changes, scale):
         rows = _rows(run.result, seed)
         assert rows[-1, 0] == epoch and not np.isfinite(rows[-1]).all()  # history stops at that epoch
         assert all(np.isfinite(w).all() for w in run.models[seed].get_weights())
+        # Training stopped early for both: every later snapshot is still there, the weights each kept.
+        assert list(run.result.snapshots.epochs) == snapshot_epochs(20)
+        for index in np.flatnonzero(run.result.snapshots.epochs >= epoch - 1):
+            _assert_equal_weights(_snapshot(run.result, index, seed), _dense_weights(run.models[seed]))
 
 
 class NanForOneSeed:
@@ -281,6 +286,74 @@ def test_a_diverging_seed_keeps_its_last_good_epoch_and_the_others_go_on(nan_epo
     else:
         np.testing.assert_array_equal(_rows(run.result, 1)[:-1], _rows(clean.result, 1))
         _assert_same_weights(run.models[1], clean.models[1])
+    for index, epoch in enumerate(run.result.snapshots.epochs):  # snapshots: what each seed's model was then
+        if epoch >= nan_epoch - 1:  # the poisoned seed: from its last good epoch on, the weights it kept
+            _assert_equal_weights(_snapshot(run.result, index, 1), _dense_weights(run.models[1]))
+    _assert_equal_weights(_snapshot(run.result, -1, 0), _dense_weights(run.models[0]))
+
+
+# ---------------------------------------------------------------------------------- snapshots
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 7, 29, 30, 31, 45, 100, 500, 5000])
+def test_snapshot_epochs_are_log_spaced_from_the_untrained_model_to_the_last_epoch(epochs):
+    picked = snapshot_epochs(epochs)
+    assert picked[0] == 0 and picked[-1] == epochs
+    assert len(picked) == min(30, epochs + 1)
+    assert (np.diff(picked) >= 1).all()  # unique, ascending
+    # Evenly spaced in log(epoch + 1), up to rounding: no step wider than 1.25 even steps, except
+    # one epoch (where even log steps would be finer than an epoch).
+    even = math.log(epochs + 1) / (len(picked) - 1)
+    assert all(b - a == 1 or math.log((b + 1) / (a + 1)) <= 1.25 * even for a, b in zip(picked, picked[1:]))
+    if epochs == 500:
+        assert sum(e <= 50 for e in picked) >= 15  # half of them in the first tenth: log, not linear
+
+
+def _dense_weights(model) -> list[np.ndarray]:
+    return [w.numpy() for layer in dense_layers(model) for w in (layer.kernel, layer.bias)]
+
+
+def _snapshot(result, index: int, seed: int) -> list[np.ndarray]:
+    """Snapshot `index` of `seed` in the order of _dense_weights: kernel, bias per layer."""
+    snaps = result.snapshots
+    return [w[index, seed] for kernel, bias in zip(snaps.kernels, snaps.biases) for w in (kernel, bias)]
+
+
+def _assert_equal_weights(a: list[np.ndarray], b: list[np.ndarray]):
+    for wa, wb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_snapshots_run_from_the_initial_weights_to_the_trained_ones(spiral_run):
+    snaps, spec = spiral_run.result.snapshots, spiral_run.spec
+    assert list(snaps.epochs) == list(range(spec.epochs + 1))  # 7 epochs: every one
+    widths = [2] + [layer.units for layer in spec.layers]
+    assert [k.shape for k in snaps.kernels] == [(8, 3, a, b) for a, b in zip(widths, widths[1:])]
+    assert [b.shape for b in snaps.biases] == [(8, 3, b) for b in widths[1:]]
+    for seed, model in enumerate(spiral_run.models):
+        _assert_equal_weights(_snapshot(spiral_run.result, 0, seed),
+                              _dense_weights(build_model(spec, SEED + seed, spiral_run.data.x)))
+        _assert_equal_weights(_snapshot(spiral_run.result, -1, seed), _dense_weights(model))
+
+
+def test_a_snapshot_is_the_model_after_that_many_epochs_and_progress_keeps_its_pace():
+    """45 epochs: 30 snapshots, so graph calls end at them; the weights at one of them are those
+    of the same seeds trained for just that many epochs, and progress still comes every 10."""
+    spec = _spec(SPIRAL, epochs=45)
+    data = _data(spec)
+    reported = []
+    run = _train(spec, data, seeds=(SEED, SEED + 1), epochs_per_call=10,
+                 on_progress=lambda rows: reported.append(int(rows["epoch"].iloc[0])))
+    assert reported == [10, 20, 30, 40, 45]
+    epochs = list(run.result.snapshots.epochs)
+    assert epochs == snapshot_epochs(45) and len(epochs) == 30
+    index = next(i for i, e in enumerate(epochs) if e > 20 and e % 10)  # inside a 10-epoch call
+    last = int(epochs[index])
+    shorter = _train(spec, data, seeds=(SEED, SEED + 1), epochs=last)
+    for seed in (0, 1):
+        _assert_equal_weights(_snapshot(run.result, index, seed), _dense_weights(shorter.models[seed]))
+    np.testing.assert_array_equal(  # and the history up to then is the same
+        run.result.history.query("epoch <= @last").to_numpy(), shorter.result.history.to_numpy())
 
 
 # ---------------------------------------------------------------------------------- model.fit parity
