@@ -89,7 +89,7 @@ def _experiment_id(name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if tracking_uri() == f"sqlite:///{repo_root() / STORE_FILE}":
-            _follow_checkout(experiment.artifact_location)
+            follow_checkout(experiment.artifact_location, repo_root())
         return experiment.experiment_id
     location = None
     if tracking_uri().startswith("sqlite:///"):
@@ -103,21 +103,22 @@ ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri
                     ("model_versions", "source"))
 
 
-def _follow_checkout(location: str) -> None:
+def follow_checkout(location: str, root: Path) -> None:
     """Keep this checkout's store pointing into this checkout. MLflow stores artifact locations as
     absolute paths (it resolves a relative one when the experiment is created), so a copied or
     moved checkout's mlflow.db still names the original's mlruns/: new runs would write there, and
     after a move old runs would lose their artifacts. When the experiment's location is another
     checkout's mlruns/, every location under it is rewritten to this one's (the copy of mlruns/
-    came along). A location someone chose elsewhere (not an `mlruns` directory) is left alone."""
-    here = repo_root() / ARTIFACT_DIR
+    came along). A location someone chose elsewhere (not an `mlruns` directory) is left alone.
+    `root` is the checkout (evaluate@: the repository root; `make ui`: its --root)."""
+    here = root / ARTIFACT_DIR
     parsed = urlparse(location)
     if parsed.scheme != "file" or location == here.as_uri():
         return
     there = Path(url2pathname(parsed.path))
     if there.name != ARTIFACT_DIR:
         return
-    changed = rehome_artifacts(repo_root() / STORE_FILE, there, here)
+    changed = rehome_artifacts(root / STORE_FILE, there, here)
     print(f"{STORE_FILE}: this checkout was copied or moved from {there.parent}; "
           f"{changed} artifact locations now point into {here}", file=sys.stderr)
 
@@ -154,7 +155,9 @@ def params_by_role(spec, dataset_spec, seed: int, seeds: int) -> dict:
     runs compare like with like (a 1x100 and a 4x100 model both have `hidden_units` 100)."""
     knobs = spec.knobs()
     params = {
-        "dataset": spec.dataset, "hidden_layers": knobs["depth"], "hidden_units": knobs["width"],
+        # A network without hidden layers has 0 hidden units (a number: parallel coordinates keep the axis numeric).
+        "dataset": spec.dataset, "hidden_layers": knobs["depth"],
+        "hidden_units": knobs["width"] if spec.hidden else 0,
         "hidden_activation": knobs["activation"], "output_units": spec.output.units,
         "output_activation": spec.output.activation, "optimizer": spec.optimizer,
         "learning_rate": spec.learning_rate, "batch_size": spec.batch_size, "epochs": spec.epochs,

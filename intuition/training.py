@@ -99,6 +99,7 @@ def train(
     epochs_per_call: int = 50,
     on_progress: Callable[[pd.DataFrame], None] | None = None,
     loss: Callable | None = None,
+    snapshot_count: int = 30,
 ) -> TrainingResult:
     """Train `models` (one per seed, same architecture; seed i shuffles with `seeds[i]`) in place.
 
@@ -106,7 +107,7 @@ def train(
     the other seeds go on. `on_progress` gets the rows of every `epochs_per_call`-th epoch and of
     the last. `loss` (per row: (y_true, y_pred) -> loss, default Keras' binary or categorical
     cross-entropy, as the output layer implies) is for tests. The result holds every seed's weights
-    at snapshot_epochs(epochs) too."""
+    at snapshot_epochs(epochs, snapshot_count) too."""
     n_seeds = len(models)
     x, x_val = (tf.constant(preprocess(models[0], a), tf.float32) for a in (data.x, data.x_val))
     y, y_val = (tf.constant(a, tf.float32) for a in (data.y, data.y_val))
@@ -170,7 +171,7 @@ def train(
     start_val_loss, start_val_accuracy = evaluate(x_val, y_val, n_val)
     chunks = [np.stack([start_loss, start_accuracy, start_val_loss, start_val_accuracy], axis=1)[None]]
     diverged_at: list[int | None] = [None] * n_seeds
-    snap_epochs = snapshot_epochs(epochs)
+    snap_epochs = snapshot_epochs(epochs, snapshot_count)  # 1: epoch 0 only (`make bench` compares)
     # `kept` is each seed's weights, or a diverged seed's last finite ones: what its model will be.
     snaps = [[w.numpy() for w in kept]]  # epoch 0
     first = 1

@@ -5,16 +5,45 @@ is all that report reads. The forward pass is NumPy; TensorFlow is imported only
 representative seed's model to MLflow in its Keras flavour.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
-from intuition import evolution
-from intuition import figures, files, metrics, tracking
+from intuition import evolution, figures, files, metrics, tracking
 from intuition.config import load_stage
 from intuition.datasets import split_validation
-from intuition.inside import look_inside
+from intuition.inside import Inside, look_inside
 from intuition.network import load_layers, predict_proba
+from intuition.types import Grid, Points, Splits
+
+
+def inside_figures(inside: Inside, grid: Grid, points: Points, key: str, note: str) -> dict[str, Figure]:
+    """What every unit computes, and (relu networks) the linear regions: one model's insides."""
+    drawings = {"neuron_tiles": figures.neuron_tiles(inside.maps, key, note, no_regions=inside.no_regions)}
+    if inside.regions is not None:
+        drawings["linear_regions"] = figures.linear_regions(inside.regions, grid, points, key, subtitle=note)
+    return drawings
+
+
+@dataclass(frozen=True)
+class Evolution:
+    """The representative seed's boundary at every snapshot: as data, as GIF frames, as a filmstrip."""
+
+    frames: list[figures.EvolutionFrame]
+    gif_frames: list[np.ndarray]
+    filmstrip: Figure
+
+
+def boundary_evolution(model: list, snapshots: files.Snapshots, seed: int, history: pd.DataFrame,
+                       splits: Splits, margin: float, key: str, epochs: int, note: str) -> Evolution:
+    grid = metrics.make_grid(splits.all.X, evolution.GRID_RESOLUTION, margin)
+    frames = evolution.evolution_frames(model, snapshots, seed, history, grid, splits.train, splits.test)
+    return Evolution(frames, [evolution.render(frame, key, epochs) for frame in frames],
+                     figures.evolution_filmstrip(evolution.filmstrip_frames(frames), epochs, key, subtitle=note))
+
 
 def main() -> None:
     # The forward passes are small matrix products: with two stages on two cores (`make run`),
@@ -64,18 +93,10 @@ def main() -> None:
             [figures.LayerBox(l.units, l.activation, n) for l, n in zip(spec.layers, spec.parameter_counts())],
             key, standardized=spec.inputs == "standardized", features=spec.features),
     }
-    inside = insides[rep]
-    drawings["neuron_tiles"] = figures.neuron_tiles(inside.maps, key, note, no_regions=inside.no_regions)
-    if inside.regions is not None:
-        drawings["linear_regions"] = figures.linear_regions(inside.regions, grid, splits.all, key, subtitle=note)
-
-    # The boundary's evolution: the representative seed at every snapshot of its training.
-    frames = evolution.evolution_frames(
-        models[rep], files.read_snapshots(trained.snapshots), rep, history,
-        metrics.make_grid(splits.all.X, evolution.GRID_RESOLUTION, params.plots.margin), splits.train, splits.test)
-    gif_frames = [evolution.render(frame, key, spec.epochs) for frame in frames]
-    drawings[out.evolution_filmstrip.stem] = figures.evolution_filmstrip(
-        evolution.filmstrip_frames(frames), spec.epochs, key, subtitle=note)
+    drawings |= inside_figures(insides[rep], grid, splits.all, key, note)
+    evolved = boundary_evolution(models[rep], files.read_snapshots(trained.snapshots), rep, history, splits,
+                                 params.plots.margin, key, spec.epochs, note)
+    drawings[out.evolution_filmstrip.stem] = evolved.filmstrip
 
     # Write: every output complete or not at all.
     n_classes = params.dataset_of(key).n_classes
@@ -95,7 +116,7 @@ def main() -> None:
         tmp.mkdir()
         for name, fig in drawings.items():
             fig.savefig(tmp / f"{name}.png", dpi=params.plots.dpi)
-        (tmp / out.evolution_gif.name).write_bytes(evolution.gif_bytes(gif_frames))
+        (tmp / out.evolution_gif.name).write_bytes(evolution.gif_bytes(evolved.gif_frames))
 
     # Record: the parent run and one child per seed, from the files just written.
     run_id = tracking.record(experiment_id, tracking.ExperimentRecord(
@@ -108,7 +129,7 @@ def main() -> None:
         training_data=pd.DataFrame({"x1": cut.fit.X[:, 0], "x2": cut.fit.X[:, 1], "y": cut.fit.y.astype(float)}),
         artifacts=[out.metrics, out.seeds, trained.history, out.confusion, out.figures],
         architecture_text=spec.summary(),
-        evolution={frame.epoch: evolution.picture(image) for frame, image in zip(frames, gif_frames)},
+        evolution={frame.epoch: evolution.picture(image) for frame, image in zip(evolved.frames, evolved.gif_frames)},
     ))
 
     test = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})

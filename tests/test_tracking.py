@@ -197,7 +197,7 @@ def test_a_run_left_running_by_a_killed_process_is_marked_killed(project):
 
 # --- A copied or moved checkout: its store follows it ---------------------------------------------
 # mlflow.db holds absolute artifact paths (MLflow resolves relative ones when it creates the
-# experiment); evaluate@ points them into the checkout it runs in (intuition.tracking._follow_checkout).
+# experiment); evaluate@ points them into the checkout it runs in (intuition.tracking.follow_checkout).
 
 PORTABLE = "linear_perceptron"
 

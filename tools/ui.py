@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     store_uri = f"sqlite:///{root / STORE_FILE}"
     # Asking a missing sqlite store would create it: look before asking.
     exp_id = experiment_id(store_uri, name) if (root / STORE_FILE).exists() else None
+    if exp_id is not None:  # a copied or moved checkout: show this checkout's artifacts, as evaluate@ would
+        from mlflow.tracking import MlflowClient
+
+        from intuition.tracking import follow_checkout
+
+        follow_checkout(MlflowClient(store_uri).get_experiment(exp_id).artifact_location, root)
     if not port_is_free(args.host, args.port):
         print(f"error: {args.host}:{args.port} is in use; try `make ui PORT={args.port + 1}`",
               file=sys.stderr)
