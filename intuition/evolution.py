@@ -19,9 +19,8 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from intuition.figures import COLORS, REGION_ALPHA, EvolutionFrame, RegionsView
-from intuition.files import Snapshots
 from intuition.network import DenseLayer, predict_proba
-from intuition.types import Grid, Points
+from intuition.types import Grid, Points, Snapshots
 
 # Points per axis of the evolution's grid, coarser than plots.grid_resolution (150): the largest
 # model (4x100) needs ~0.9 s for 30 snapshots over 150², ~0.25 s over 80² (one BLAS thread). A GIF

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from intuition.types import Points, Splits
+from intuition.types import Points, Snapshots, Splits
 
 DATA = Path("data")
 MODELS = Path("models")
@@ -156,17 +156,6 @@ def read_splits(dataset: str) -> Splits:
 
 
 # --- Training snapshots: train@ writes them, evaluate@ draws the boundary's evolution from them --
-
-
-@dataclass(frozen=True)
-class Snapshots:
-    """Every seed's Dense weights at some epochs of training: epoch 0 is the untrained model, the
-    last epoch the trained one. A seed that diverged has the weights it kept (its last finite
-    epoch's) from then on, as its saved model has."""
-
-    epochs: np.ndarray  # (n,) ascending
-    kernels: list[np.ndarray]  # per Dense layer: (n, seeds, fan_in, units)
-    biases: list[np.ndarray]  # per Dense layer: (n, seeds, units)
 
 
 def write_snapshots(path: Path, snapshots: Snapshots) -> None:

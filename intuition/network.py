@@ -122,9 +122,12 @@ def hidden_activations(layers: list, X: np.ndarray) -> list[np.ndarray]:
     return outputs
 
 
+def class_probabilities(output: np.ndarray) -> np.ndarray:
+    """The output layer's values (..., units) as class probabilities (..., n_classes): a single
+    sigmoid unit's p becomes [1 - p, p]."""
+    return np.concatenate([1 - output, output], axis=-1) if output.shape[-1] == 1 else output
+
+
 def predict_proba(layers: list, X: np.ndarray) -> np.ndarray:
-    """Class probabilities, shape (n, n_classes); a single sigmoid unit becomes [1 - p, p]."""
-    a = hidden_activations(layers, X)[-1]
-    if a.shape[1] == 1:
-        a = np.hstack([1 - a, a])
-    return a
+    """Class probabilities, shape (n, n_classes)."""
+    return class_probabilities(hidden_activations(layers, X)[-1])

@@ -28,7 +28,7 @@ import pandas as pd
 import tensorflow as tf
 
 import keras
-from intuition.files import Snapshots
+from intuition.types import Snapshots
 from intuition.models import dense_layers, preprocess
 
 HISTORY_COLUMNS = ("seed", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")

@@ -56,3 +56,14 @@ class FitSplit:
 
     fit: Points
     val: Points
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Every seed's Dense weights at some epochs of training: epoch 0 is the untrained model, the
+    last epoch the trained one. A seed that diverged has the weights it kept (its last finite
+    epoch's) from then on, as its saved model has."""
+
+    epochs: np.ndarray  # (n,) ascending
+    kernels: list[np.ndarray]  # per Dense layer: (n, seeds, fan_in, units)
+    biases: list[np.ndarray]  # per Dense layer: (n, seeds, units)

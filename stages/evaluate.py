@@ -16,8 +16,8 @@ from intuition import evolution, figures, files, metrics, tracking
 from intuition.config import load_stage
 from intuition.datasets import split_validation
 from intuition.inside import Inside, look_inside
-from intuition.network import load_layers, predict_proba
-from intuition.types import Grid, Points, Splits
+from intuition.network import class_probabilities, load_layers, predict_proba
+from intuition.types import Grid, Points, Snapshots, Splits
 
 
 def inside_figures(inside: Inside, grid: Grid, points: Points, key: str, note: str) -> dict[str, Figure]:
@@ -37,7 +37,7 @@ class Evolution:
     filmstrip: Figure
 
 
-def boundary_evolution(model: list, snapshots: files.Snapshots, seed: int, history: pd.DataFrame,
+def boundary_evolution(model: list, snapshots: Snapshots, seed: int, history: pd.DataFrame,
                        splits: Splits, margin: float, key: str, epochs: int, note: str) -> Evolution:
     grid = metrics.make_grid(splits.all.X, evolution.GRID_RESOLUTION, margin)
     frames = evolution.evolution_frames(model, snapshots, seed, history, grid, splits.train, splits.test)
@@ -64,8 +64,8 @@ def main() -> None:
     # Compute: every seed's probabilities on each split and over the grid, its metrics.
     models = [load_layers(trained.model(i)) for i in range(n_seeds)]
     probas = [{split: predict_proba(m, points.X) for split, points in labelled.items()} for m in models]
-    grid_probas = np.stack([grid.reshape(predict_proba(m, grid.points)) for m in models])
     insides = [look_inside(m, grid, splits.all.X) for m in models]  # every unit; linear regions (relu)
+    grid_probas = np.stack([class_probabilities(inside.maps[-1].values) for inside in insides])  # the same pass
     untrained = history[history["epoch"] == 0].set_index("seed")["loss"]
     per_seed = pd.DataFrame([
         {"seed": i, **metrics.seed_row(labelled, probas[i], grid_probas[i], untrained[i],

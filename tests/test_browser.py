@@ -211,6 +211,29 @@ def test_a_run_page_shows_its_curves_first_and_its_figures(ui, store, browser, s
         " && i.getBoundingClientRect().width > 0)"), "the training_curves.png preview", shots / "run-figure.png")
 
 
+def test_an_image_grid_plays_the_boundary_evolution_with_its_step_slider(ui, store, browser, shots):
+    """README: Model metrics -> Add chart -> Image grid -> Images: evolution; the frame at the
+    slider's step is the snapshot logged with step = epoch (epoch 0 first)."""
+    from selenium.webdriver.common.by import By
+
+    _, base = ui
+    experiment_id, parents, _ = store
+    browser.get(app_url(base, f"experiments/{experiment_id}/runs/{parents[SHOWN]}/model-metrics"))
+    wait_for_text(browser, ["Add chart", "epoch"], shots / "evolution-run.png")
+    browser.find_elements(By.XPATH, "//*[normalize-space(text())='Add chart']")[0].click()
+    wait_until(browser, lambda d: [o for o in d.find_elements(By.XPATH, "//*[@role='menuitem']")
+                                   if o.text == "Image grid"], "the Image grid chart type", shots / "evolution-menu.png")[0].click()
+    wait_for_text(browser, ["Add new chart", "Images", "Step"], shots / "evolution-dialog.png")
+    browser.find_elements(By.XPATH, "//*[normalize-space(text())='Images']")[-1].click()
+    wait_until(browser, lambda d: [o for o in d.find_elements(By.XPATH, "//*[@role='option']")
+                                   if o.text == "evolution"], "the image key 'evolution'", shots / "evolution-keys.png")[0].click()
+    # The first frame: a GIF frame's header says which epoch of how many.
+    wait_until(browser, lambda d: d.execute_script(
+        "return Array.from(document.images).some(i => i.complete && i.naturalWidth > 100"
+        " && i.getBoundingClientRect().width > 0)"), "an evolution frame", shots / "evolution-frame.png")
+    assert "Step" in page_text(browser)
+
+
 def test_compare_view_of_three_runs_compares_params_by_role(ui, store, browser, shots):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -21,7 +21,7 @@ from sandbox import make_project, repro, run
 from intuition import evolution, figures, files, metrics
 from intuition.config import load_params
 from intuition.figures import EvolutionFrame, RegionsView
-from intuition.files import Snapshots
+from intuition.types import Snapshots
 from intuition.network import DenseLayer, Standardize, load_layers, predict_proba
 from intuition.types import Grid, Points
 

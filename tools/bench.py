@@ -10,6 +10,10 @@ writes it to bench/latest.md. Run it alone: it measures wall time on a 2-core ma
    after one learning rate changed, and a no-op run; peak RSS of any stage.
 4. Where a stage's time goes, per stage kind: imports, work, and DVC's own overhead (the same
    stage under `dvc repro --single-item --force` minus run directly).
+5. What seeing inside costs: the trainer with ~30 weight snapshots vs with none (5 seeds, in
+   process, best of 3), and per experiment what each new view adds to `evaluate@` (looking inside
+   every seed, neuron tiles, linear regions, the boundary's evolution: frames, GIF, filmstrip, and
+   logging its frames to MLflow), on the second pipeline copy's 500-epoch models; GIF sizes.
 """
 
 from __future__ import annotations
@@ -167,10 +171,105 @@ def pipeline_timings(tmp: Path) -> dict:
         kinds[kind] = {"stage": target, "imports": imports, "work": alone - imports, "dvc": under_dvc - alone}
     return {"sequential": seq_s, "parallel": par_s, "stages": len(stages_run(output)), "same_report": same,
             "rerun": rerun, "noop": noop, "peaks": {**peaks, **{k: max(v, peaks.get(k, 0)) for k, v in par_peaks.items()}},
-            "kinds": kinds}
+            "kinds": kinds, "project": parallel}
 
 
-def report(seeds: dict, rows: list[dict], pipeline: dict) -> str:
+def snapshot_cost(key: str = LARGEST, rounds: int = 3) -> dict:
+    """The trainer on `key`, every seed, with ~30 snapshots and with epoch 0's only, alternating."""
+    import keras
+    import tensorflow as tf
+
+    from intuition.datasets import make_dataset, split_test, split_validation
+    from intuition.models import build_model, encode_targets, optimizer_for
+    from intuition.training import FitData, train
+
+    tf.config.experimental.enable_op_determinism()
+    params = load_params(ROOT / "params.yaml")
+    spec, dataset = params.experiments[key], params.datasets[params.experiments[key].dataset]
+    cut = split_validation(split_test(make_dataset(dataset, params.seed), dataset.test_fraction, params.seed).train,
+                           spec.validation_split)
+    data = FitData(cut.fit.X, encode_targets(cut.fit.y, spec), cut.val.X, encode_targets(cut.val.y, spec))
+    seeds = [params.seed + i for i in range(params.seeds)]
+    best = {1: float("inf"), 30: float("inf")}
+    for _ in range(rounds):
+        for count in best:
+            models = [build_model(spec, seed, data.x) for seed in seeds]
+            started = time.perf_counter()
+            train(models, optimizer_for(spec), data, epochs=spec.epochs, batch_size=spec.batch_size, seeds=seeds,
+                  binary=spec.is_binary, epochs_per_call=max(1, spec.epochs // 10), snapshot_count=count)
+            best[count] = min(best[count], time.perf_counter() - started)
+            keras.backend.clear_session()
+    print(f"trainer {key}: no snapshots {best[1]:.2f} s, 30 snapshots {best[30]:.2f} s", flush=True)
+    return {"key": key, "without": best[1], "with": best[30]}
+
+
+def view_costs(project: Path, keys: list[str]) -> list[dict]:
+    """Per experiment, the seconds each of issue 10's views adds to evaluate@ (compute, draw, save at
+    the project's dpi), measured in process on the project's trained models, one BLAS thread as
+    evaluate@ runs; and the GIF's size."""
+    import io
+
+    import mlflow
+    from threadpoolctl import threadpool_limits
+
+    from intuition import evolution, figures, files, metrics
+    from intuition.inside import look_inside
+    from intuition.network import load_layers
+    from stages.evaluate import boundary_evolution
+
+    threadpool_limits(1, user_api="blas")
+    here = Path.cwd()
+    os.chdir(project)  # files.* paths are relative to the project root
+    scratch = Path(tempfile.mkdtemp(prefix="bench-views-"))  # a store of its own, not the project's
+    mlflow.set_tracking_uri(f"sqlite:///{scratch / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("bench-views", artifact_location=(scratch / "mlruns").as_uri())
+    params = load_params(project / "params.yaml")
+    rows = []
+    try:
+        for key in keys:
+            spec, trained = params.experiments[key], files.TrainOutputs(key)
+            splits, history = files.read_splits(spec.dataset), files.read_csv(trained.history)
+            grid = metrics.make_grid(splits.all.X, params.plots.grid_resolution, params.plots.margin)
+            models = [load_layers(trained.model(i)) for i in range(params.seeds)]
+            clock = time.perf_counter
+
+            def drawn(fig) -> float:  # build (already done) + save, as evaluate@ saves it
+                started = clock()
+                fig.savefig(io.BytesIO(), format="png", dpi=params.plots.dpi)
+                return clock() - started
+
+            t0 = clock()
+            insides = [look_inside(m, grid, splits.all.X) for m in models]
+            t1 = clock()
+            tiles = figures.neuron_tiles(insides[0].maps, key, "seed 0", no_regions=insides[0].no_regions)
+            tiles_s = clock() - t1 + drawn(tiles)
+            regions_s = None
+            if insides[0].regions is not None:
+                started = clock()
+                fig = figures.linear_regions(insides[0].regions, grid, splits.all, key, subtitle="seed 0")
+                regions_s = clock() - started + drawn(fig)
+            t2 = clock()
+            evolved = boundary_evolution(models[0], files.read_snapshots(trained.snapshots), 0, history, splits,
+                                         params.plots.margin, key, spec.epochs, "seed 0")
+            drawn(evolved.filmstrip)
+            t3 = clock()
+            gif = evolution.gif_bytes(evolved.gif_frames)
+            t4 = clock()
+            with mlflow.start_run(experiment_id=experiment, run_name=f"bench {key}"):
+                for frame, image in zip(evolved.frames, evolved.gif_frames):
+                    mlflow.log_image(evolution.picture(image), key="evolution", step=frame.epoch)
+            t5 = clock()
+            rows.append({"key": key, "look_inside": t1 - t0, "tiles": tiles_s, "regions": regions_s,
+                         "evolution": t3 - t2, "gif": t4 - t3, "mlflow_images": t5 - t4,
+                         "total": (t1 - t0) + tiles_s + (regions_s or 0) + (t5 - t2),
+                         "gif_kib": len(gif) / 1024, "frames": len(evolved.frames)})
+            print(f"views {key}: {rows[-1]['total']:.2f} s, GIF {len(gif) / 1024:.0f} KiB", flush=True)
+    finally:
+        os.chdir(here)
+    return rows
+
+
+def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views: list[dict]) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     n_seeds = load_params(ROOT / "params.yaml").seeds
@@ -208,6 +307,25 @@ def report(seeds: dict, rows: list[dict], pipeline: dict) -> str:
     ]
     for kind, k in pipeline["kinds"].items():
         lines.append(f"| {kind} (`{k['stage']}`) | {k['imports']:.1f} | {k['work']:.1f} | {k['dvc']:.1f} |")
+    overhead = snapshots["with"] / snapshots["without"] - 1
+    lines += [
+        "",
+        f"| trainer, `{snapshots['key']}`, {n_seeds} seeds, in process, best of 3 | seconds |",
+        "|---|---:|",
+        f"| epoch 0's weights only | {snapshots['without']:.2f} |",
+        f"| ~30 log-spaced snapshots (what `train@` does) | {snapshots['with']:.2f} ({overhead:+.1%}; target ≤ +10 %) |",
+        "",
+        "What each view adds to `evaluate@` (seconds; one BLAS thread; budget: all together ≤ 2 s per "
+        "experiment; GIF < 2 MB). *inside* = every seed's units and region counts; *evolution* = 30 "
+        "snapshot forward passes, GIF frames and the filmstrip; *MLflow* = logging the frames as images.",
+        "",
+        "| experiment | inside | neuron tiles | linear regions | evolution | GIF | MLflow images | total | GIF KiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in views:
+        regions = "–" if v["regions"] is None else f"{v['regions']:.2f}"
+        lines.append(f"| {v['key']} | {v['look_inside']:.2f} | {v['tiles']:.2f} | {regions} | {v['evolution']:.2f} | "
+                     f"{v['gif']:.2f} | {v['mlflow_images']:.2f} | **{v['total']:.2f}** | {v['gif_kib']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,8 +337,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         seeds = seeds_cost(Path(tmp))
         rows = trainer_vs_fit(keys)
+        snapshots = snapshot_cost()
         pipeline = pipeline_timings(Path(tmp))
-    table = report(seeds, rows, pipeline)
+        views = view_costs(pipeline["project"], list(load_params(ROOT / "params.yaml").experiments))
+    table = report(seeds, rows, pipeline, snapshots, views)
     print(table)
     (ROOT / "bench" / "latest.md").write_text("# Benchmark (`make bench`)\n\n" + table)
 
