@@ -29,7 +29,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ClassificationData(Strict):
+class TwoClasses(Strict):
+    """A dataset kind that always has two classes."""
+
+    @property
+    def n_classes(self) -> int:
+        return 2
+
+
+class ClassificationData(TwoClasses):
     """scikit-learn make_classification: two linearly separable blobs."""
 
     kind: Literal["classification"]
@@ -37,12 +45,8 @@ class ClassificationData(Strict):
     random_state: int = 30
     test_fraction: Fraction = 0.2
 
-    @property
-    def n_classes(self) -> int:
-        return 2
 
-
-class BandsData(Strict):
+class BandsData(TwoClasses):
     """Two parabolic bands: make_regression points (x, (y/100)^2), and the same shifted up."""
 
     kind: Literal["bands"]
@@ -51,10 +55,6 @@ class BandsData(Strict):
     offset: float = 0.5
     random_state: int = 0
     test_fraction: Fraction = 0.2
-
-    @property
-    def n_classes(self) -> int:
-        return 2
 
 
 class SpiralData(Strict):
@@ -68,7 +68,7 @@ class SpiralData(Strict):
     test_fraction: Fraction = 0.2
 
 
-class PlaygroundData(Strict):
+class PlaygroundData(TwoClasses):
     """TensorFlow Playground's classification data (src/dataset.ts), at Playground's scale (points
     within ±6). Playground's label -1 is class 0 and +1 is class 1. `noise` is Playground's noise
     slider as a fraction (0 to 50 % = 0 to 0.5). Drawn with the global `seed`, as the spiral is."""
@@ -77,10 +77,6 @@ class PlaygroundData(Strict):
     n_samples: PositiveInt = 500
     noise: Annotated[float, Field(ge=0, le=0.5)] = 0.0
     test_fraction: Fraction = 0.2
-
-    @property
-    def n_classes(self) -> int:
-        return 2
 
 
 class CircleData(PlaygroundData):
@@ -101,7 +97,7 @@ class GaussData(PlaygroundData):
     kind: Literal["gauss"]
 
 
-class MoonsData(Strict):
+class MoonsData(TwoClasses):
     """scikit-learn make_moons: two interleaving half circles; `noise` is the sd of Gaussian noise
     added to the points (scikit-learn's meaning, not Playground's)."""
 
@@ -110,10 +106,6 @@ class MoonsData(Strict):
     noise: Annotated[float, Field(ge=0)] = 0.0
     random_state: int = 0
     test_fraction: Fraction = 0.2
-
-    @property
-    def n_classes(self) -> int:
-        return 2
 
 
 OWN_DATA = "own_data"  # the folder your CSVs live in: dvc.yaml's generate stage depends on it

@@ -134,7 +134,11 @@ def make_moons(spec: MoonsData) -> tuple[np.ndarray, np.ndarray]:
 def parse_csv_points(text: str, spec: CsvData) -> Points:
     """The points of a CSV file's text, in file order; the first problem found raises a DatasetError
     naming the file and the line as an editor numbers it (the header is line 1). Cells are stripped
-    of surrounding spaces; blank lines are skipped; other columns are ignored."""
+    of surrounding spaces; blank lines are skipped; other columns are ignored.
+
+    The csv module rather than pandas: pandas skips blank lines without saying which line a row
+    came from and turns a bad cell into NaN, so it could not name the line of a problem, which is
+    what this reader is for (own data is a few thousand rows at most)."""
     def fail(problem: str, line: int | None = None):
         where = f"line {line}: " if line else ""
         raise DatasetError(f"{spec.path}: {where}{problem}")
