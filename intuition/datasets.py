@@ -47,17 +47,23 @@ def make_bands(spec: BandsData) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_spiral(spec: SpiralData, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class 0 is (t cos(t/8), t sin(t/8)) plus N(0, noise) noise; each next class is the
-    previous one rotated by 2π / n_classes (the notebook's mightypy generate_spiral_data)."""
-    rng = np.random.default_rng(seed)
+    """The notebook's spiral (mightypy 0.0.2 `generate_spiral_data`), with its noise drawn from `seed`."""
+    noise = np.random.default_rng(seed).normal(0.0, spec.noise, size=(spec.points_per_class, 2))
+    return spiral_from_noise(spec, noise)
+
+
+def spiral_from_noise(spec: SpiralData, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Upstream's construction, step for step: class 0 is the arm (t cos(t/8), t sin(t/8)), t from 2
+    to data_limit, plus `noise` (drawn once); each next class is the previous one's row vectors
+    times the rotation matrix R(2π / n_classes), which turns them by -2π / n_classes. So every class
+    is an exact rotated copy of the one noisy arm, and with 3 classes class 1 is class 0 turned by
+    +240° and class 2 by +120° (docs/notebook.md says how this was checked against the original)."""
     t = np.linspace(2, spec.data_limit, spec.points_per_class)
-    arm = np.column_stack([t * np.cos(t / 8), t * np.sin(t / 8)])
-    parts = []
-    for k in range(spec.n_classes):
-        angle = 2 * np.pi * k / spec.n_classes
-        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        noise = rng.normal(0.0, spec.noise, size=arm.shape)
-        parts.append(arm @ rotation.T + noise)
+    angle = 2 * np.pi / spec.n_classes
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    parts = [np.column_stack([t * np.cos(t / 8), t * np.sin(t / 8)]) + noise]
+    for _ in range(1, spec.n_classes):
+        parts.append(parts[-1] @ rotation)
     X = np.vstack(parts)
     y = np.repeat(np.arange(spec.n_classes), spec.points_per_class)
     return X, y

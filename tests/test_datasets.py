@@ -15,8 +15,8 @@ from sandbox import ROOT, commit, edit_params, make_project, repro, run, stages_
 from intuition.config import (BandsData, CircleData, ClassificationData, CsvData, GaussData, MoonsData, SpiralData,
                               XorData, load_params)
 from intuition.datasets import (gauss_sd, make_bands, make_circle, make_dataset, make_gauss, make_linear,
-                                make_moons, make_spiral, make_xor, parse_csv_points, read_csv_points, split_problem,
-                                split_test, split_validation)
+                                make_moons, make_spiral, make_xor, parse_csv_points, read_csv_points, spiral_from_noise,
+                                split_problem, split_test, split_validation)
 from intuition.types import FitSplit, Points, Splits
 
 from conftest import PARAMS_YAML
@@ -151,13 +151,42 @@ def test_bands_class_1_is_class_0_shifted_by_offset(name):
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 5])
-def test_spiral_arms_are_rotations_of_class_0(n_classes):
-    spec = SpiralData(kind="spiral", n_classes=n_classes, points_per_class=60, data_limit=30, noise=0)
+@pytest.mark.parametrize("noise", [0.0, 1.0])
+def test_spiral_classes_are_exact_rotations_of_one_noisy_arm(n_classes, noise):
+    """As mightypy 0.0.2 builds it: the noise is drawn once, and class k is class 0's row vectors
+    times R(2πk/n), i.e. class 0 turned by -2πk/n."""
+    spec = SpiralData(kind="spiral", n_classes=n_classes, points_per_class=60, data_limit=30, noise=noise)
     X, y = make_spiral(spec, SEED)
     arm = X[y == 0]
-    np.testing.assert_allclose(np.hypot(*arm.T), np.linspace(2, spec.data_limit, spec.points_per_class))
+    radius = np.hypot(*arm.T)
+    if noise == 0:
+        np.testing.assert_allclose(radius, np.linspace(2, spec.data_limit, spec.points_per_class))
     for k in range(1, n_classes):
-        np.testing.assert_allclose(X[y == k], arm @ _rotation(2 * np.pi * k / n_classes).T, atol=1e-9)
+        np.testing.assert_allclose(X[y == k], arm @ _rotation(2 * np.pi * k / n_classes), atol=1e-9)
+        np.testing.assert_allclose(np.hypot(*X[y == k].T), radius)  # the same noisy radii in every class
+
+
+def test_spiral_class_order_is_the_notebooks():
+    """Three classes: class 1 is class 0 turned by +240° (-120°), class 2 by +120°."""
+    X, y = make_spiral(SpiralData(kind="spiral", n_classes=3, points_per_class=50, data_limit=30, noise=1.0), SEED)
+    turn = lambda points, degrees: points @ _rotation(np.radians(degrees)).T  # column-vector rotation
+    np.testing.assert_allclose(X[y == 1], turn(X[y == 0], 240), atol=1e-9)
+    np.testing.assert_allclose(X[y == 2], turn(X[y == 0], 120), atol=1e-9)
+
+
+def test_spiral_is_upstreams_construction_given_its_noise():
+    """mightypy 0.0.2's generate_spiral_data, transcribed: np.random.randn per coordinate, then
+    `features[-1] @ rotation_mat` per class. With the same noise the points are byte-identical."""
+    spec = SpiralData(kind="spiral", n_classes=3, points_per_class=300, data_limit=100, noise=1.0)
+    state = np.random.RandomState(0)
+    upstream = [np.array([[np.cos(i / 8) * i + state.randn(), np.sin(i / 8) * i + state.randn()]
+                          for i in np.linspace(2, 100, 300)])]
+    rotation = _rotation(2 * np.pi / 3)
+    for _ in range(2):
+        upstream.append(upstream[-1] @ rotation)
+    X, y = spiral_from_noise(spec, np.random.RandomState(0).randn(300, 2))
+    np.testing.assert_array_equal(X, np.vstack(upstream))
+    np.testing.assert_array_equal(y, np.repeat([0, 1, 2], 300))
 
 
 def test_spiral_noise_has_the_requested_scale():
