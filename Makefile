@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test validate ui compare bench lock clean
+.PHONY: run test validate robustness ui compare bench lock clean
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small 
 
 validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipeline, outputs, findings
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.validate
+
+robustness: $(STAMP)  ## every finding over more base seeds (default 7 and 2026; make robustness SEEDS="7 11"): the whole pipeline in throw-away copies, one at a time; writes robustness.json
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.robustness $(if $(SEEDS),--seeds $(SEEDS))
 
 ui: $(STAMP)  ## mlflow ui on mlflow.db at 127.0.0.1:5000 (make ui PORT=5001); prints the runs-view URL
 	$(PY) -m tools.ui --host 127.0.0.1 --port $(or $(PORT),5000)

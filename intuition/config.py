@@ -6,6 +6,7 @@ problem (key, bad value, what is allowed) and nothing is written.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from contextlib import contextmanager
@@ -97,6 +98,41 @@ class GaussData(PlaygroundData):
     kind: Literal["gauss"]
 
 
+class PlaygroundSpiralData(PlaygroundData):
+    """classifySpiralData: two interleaved arms, radius 0 to 5 over 1.75 turns; class 0 is class 1
+    turned by π. Unlike the circle's and XOR's, its noise moves the points (up to ±noise per axis)."""
+
+    kind: Literal["playground_spiral"]
+
+
+# A stripe (half a period of sin(k·x1)) must hold this many points on average: the ±6 axis holds
+# 12·k/π stripes, so frequency k is at most n_samples·π/(12·this).
+POINTS_PER_STRIPE = 10
+
+
+class StripesData(PlaygroundData):
+    """Vertical stripes for the spectral-bias experiment: points uniform in ±6 per axis, class 1 where
+    sin(frequency·x1) >= 0 (after Playground's noise offset on x1), class 0 elsewhere."""
+
+    kind: Literal["stripes"]
+    frequency: float
+
+    @property
+    def max_frequency(self) -> float:
+        return self.n_samples * math.pi / (12 * POINTS_PER_STRIPE)
+
+    @model_validator(mode="after")
+    def _stripes_the_points_can_show(self):
+        if not 0 < self.frequency <= self.max_frequency:
+            most = math.floor(self.max_frequency * 100) / 100  # rounded down: the value shown is allowed
+            raise ValueError(
+                f"frequency: {self.frequency:g} is not allowed: use a number above 0 and at most {most:g} "
+                f"for n_samples {self.n_samples} (n_samples·π/{12 * POINTS_PER_STRIPE}, so that each of the "
+                f"12·k/π stripes across ±6 holds at least {POINTS_PER_STRIPE} points on average)"
+            )
+        return self
+
+
 class MoonsData(TwoClasses):
     """scikit-learn make_moons: two interleaving half circles; `noise` is the sd of Gaussian noise
     added to the points (scikit-learn's meaning, not Playground's)."""
@@ -162,7 +198,8 @@ class CsvData(Strict):
 
 
 DatasetSpec = Annotated[
-    Union[ClassificationData, BandsData, SpiralData, CircleData, XorData, GaussData, MoonsData, CsvData],
+    Union[ClassificationData, BandsData, SpiralData, CircleData, XorData, GaussData, PlaygroundSpiralData,
+          StripesData, MoonsData, CsvData],
     Field(discriminator="kind"),
 ]
 
@@ -339,7 +376,8 @@ class ParamsError(Exception):
 
 
 DATASET_KINDS = {"classification": ClassificationData, "bands": BandsData, "spiral": SpiralData,
-                 "circle": CircleData, "xor": XorData, "gauss": GaussData, "moons": MoonsData, "csv": CsvData}
+                 "circle": CircleData, "xor": XorData, "gauss": GaussData, "playground_spiral": PlaygroundSpiralData,
+                 "stripes": StripesData, "moons": MoonsData, "csv": CsvData}
 
 
 def _path(loc: tuple) -> list:

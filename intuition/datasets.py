@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from intuition.config import (BandsData, CircleData, ClassificationData, CsvData, DatasetSpec, GaussData,
-                              MoonsData, ParamsError, SpiralData, XorData)
+                              MoonsData, ParamsError, PlaygroundSpiralData, SpiralData, StripesData, XorData)
 from intuition.types import FitSplit, Points, Splits
 
 
@@ -80,6 +80,9 @@ CIRCLE_RADIUS = 5  # class 1 within radius * 0.5, class 0 on the ring radius * 0
 XOR_HALF_WIDTH = 5  # points uniform in ±5 per axis, then pushed XOR_PADDING away from each axis
 XOR_PADDING = 0.3
 GAUSS_CENTRE = 2.0  # class 1 around (2, 2), class 0 around (-2, -2)
+SPIRAL_RADIUS = 5  # Playground's spiral arms grow from radius 0 towards 5 ...
+SPIRAL_TURNS = 1.75  # ... over 1.75 turns
+STRIPES_HALF_WIDTH = 6  # stripes: points uniform in ±6 per axis, the span of Playground's plots
 
 
 def _halves(n: int) -> tuple[int, int]:
@@ -124,6 +127,40 @@ def make_gauss(spec: GaussData, seed: int) -> tuple[np.ndarray, np.ndarray]:
     sd = gauss_sd(spec.noise)
     X = np.vstack([rng.normal(GAUSS_CENTRE, sd, (positive, 2)), rng.normal(-GAUSS_CENTRE, sd, (negative, 2))])
     y = np.repeat([1, 0], [positive, negative])
+    return X, y
+
+
+def make_playground_spiral(spec: PlaygroundSpiralData, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """classifySpiralData: with n = n_samples / 2, point i of an arm is at radius r = i / n · 5 and
+    angle t = 1.75 · i / n · 2π + Δ, i.e. (r sin t, r cos t); class 1 is the arm Δ = 0, class 0 the
+    arm Δ = π (class 1 turned by π). Playground calls it with noise = its slider / 100, the same
+    0-0.5 fraction as `noise` here, and unlike the circle's and XOR's its noise moves the points:
+    each coordinate gets a uniform offset in ±noise (not scaled by a radius), and no label flips.
+    An odd n_samples keeps n = n_samples / 2, so class 0 is class 1 turned by π without its last point."""
+    rng = np.random.default_rng(seed)
+    positive, negative = _halves(spec.n_samples)
+    n = spec.n_samples / 2
+
+    def arm(count: int, delta: float) -> np.ndarray:
+        i = np.arange(count)
+        r = i / n * SPIRAL_RADIUS
+        t = SPIRAL_TURNS * i / n * 2 * np.pi + delta
+        return np.column_stack([r * np.sin(t), r * np.cos(t)])
+
+    X = np.vstack([arm(positive, 0.0), arm(negative, np.pi)])
+    X += rng.uniform(-1, 1, X.shape) * spec.noise
+    y = np.repeat([1, 0], [positive, negative])
+    return X, y
+
+
+def make_stripes(spec: StripesData, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical stripes of width π / frequency (not a Playground dataset, but at its scale and with its
+    noise): points uniform in ±6 per axis; class 1 where sin(frequency · x1) >= 0 after moving x1 by
+    a uniform offset of up to ±6·noise, so noise flips labels near the stripes' edges only."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-STRIPES_HALF_WIDTH, STRIPES_HALF_WIDTH, (spec.n_samples, 2))
+    moved = X[:, 0] + rng.uniform(-STRIPES_HALF_WIDTH, STRIPES_HALF_WIDTH, spec.n_samples) * spec.noise
+    y = (np.sin(spec.frequency * moved) >= 0).astype(np.int64)
     return X, y
 
 
@@ -244,6 +281,10 @@ def make_dataset(spec: DatasetSpec, seed: int, root: Path = Path(".")) -> Points
         X, y = make_xor(spec, seed)
     elif isinstance(spec, GaussData):
         X, y = make_gauss(spec, seed)
+    elif isinstance(spec, PlaygroundSpiralData):
+        X, y = make_playground_spiral(spec, seed)
+    elif isinstance(spec, StripesData):
+        X, y = make_stripes(spec, seed)
     else:
         X, y = make_moons(spec)
     order = np.random.default_rng(seed).permutation(len(y))

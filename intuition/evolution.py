@@ -58,7 +58,9 @@ def val_accuracy_at(history: pd.DataFrame, seed: int, epochs: Sequence[int]) -> 
 
 def evolution_frames(model: Sequence, snapshots: Snapshots, seed: int, history: pd.DataFrame, grid: Grid,
                      train: Points, test: Points) -> list[EvolutionFrame]:
-    """The seed's class probabilities over `grid` and its test predictions at every snapshot."""
+    """The seed's class probabilities over `grid` and its test predictions (the red crosses) at
+    every snapshot. A frame's score is its validation accuracy from history.csv; the test accuracy
+    is the final model's alone (seeds.csv)."""
     frames = []
     for epoch, layers, accuracy in zip(snapshots.epochs, snapshot_layers(model, snapshots, seed),
                                        val_accuracy_at(history, seed, snapshots.epochs)):
@@ -66,9 +68,8 @@ def evolution_frames(model: Sequence, snapshots: Snapshots, seed: int, history: 
             proba = predict_proba(layers, np.vstack([grid.points, test.X]))
         grid_proba, test_proba = proba[: grid.xx.size], proba[grid.xx.size:]
         test_pred = np.argmax(np.nan_to_num(test_proba, nan=-1.0), axis=1)
-        test_accuracy = float(np.mean(test_pred == test.y)) if len(test) else math.nan
         frames.append(EvolutionFrame(int(epoch), accuracy, RegionsView(
-            grid, grid.reshape(grid_proba), train, test, test_pred, test_accuracy)))
+            grid, grid.reshape(grid_proba), train, test, test_pred)))
     return frames
 
 

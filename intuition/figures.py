@@ -12,8 +12,9 @@ show one representative seed and say which in their title (`subtitle`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -29,6 +30,9 @@ from sklearn.inspection import DecisionBoundaryDisplay  # noqa: E402
 
 from intuition import features as playground  # noqa: E402
 from intuition.types import Grid, Points  # noqa: E402
+
+if TYPE_CHECKING:  # annotations only: intuition.metrics computes the agreement
+    from intuition.metrics import Agreement
 
 COLORS = matplotlib.colormaps["tab10"].colors
 REGION_ALPHA = 0.3  # decision regions are a light fill of the class colour, so points stay readable
@@ -51,7 +55,6 @@ class RegionsView:
     train: Points
     test: Points
     test_pred: np.ndarray  # (n_test,) the model's predicted class of each test point
-    test_accuracy: float
 
     @property
     def n_classes(self) -> int:
@@ -122,32 +125,32 @@ def _by_seed(history: pd.DataFrame, column: str) -> pd.DataFrame:
     return table.where(np.isfinite(table))
 
 
-def _divergences(history: pd.DataFrame) -> dict[int, list[int]]:
-    """{epoch: seeds whose first non-finite metric is at that epoch}."""
-    metrics = ["loss", "accuracy", "val_loss", "val_accuracy"]
-    bad = history[~np.isfinite(history[metrics].astype(float)).all(axis=1)]
-    first = bad.groupby("seed")["epoch"].min()
+def _divergences(diverged_at: Sequence[int | None]) -> dict[int, list[int]]:
+    """Per seed, the epoch it diverged at or None -> {epoch: the seeds that diverged then}."""
     out: dict[int, list[int]] = {}
-    for seed, epoch in first.items():
-        out.setdefault(int(epoch), []).append(int(seed))
+    for seed, epoch in enumerate(diverged_at):
+        if epoch is not None:
+            out.setdefault(int(epoch), []).append(seed)
     return out
 
 
-def training_curves(history: pd.DataFrame, title: str, representative_seed: int | None = None) -> Figure:
+def training_curves(history: pd.DataFrame, title: str, diverged_at: Sequence[int | None],
+                    representative_seed: int | None = None) -> Figure:
     """Loss and accuracy per epoch (epoch 0 = untrained): the mean over seeds as a line and the
     min–max over seeds as a band of the same colour, for train and validation.
 
     `history` has columns seed, epoch, loss, accuracy, val_loss, val_accuracy. At each epoch the
     mean and band are over the seeds with a finite value there: a seed that diverged drops out
-    (a red dotted line marks the epoch), and an epoch no seed survived is a gap. The
-    representative seed (a value of the `seed` column), if given, is drawn as a thin line."""
+    (a red dotted line marks the epoch), and an epoch no seed survived is a gap. `diverged_at`
+    is train@'s `diverged_at_epoch`: per seed (a value of the `seed` column), the epoch it
+    diverged at, or None. The representative seed, if given, is drawn as a thin line."""
     history = pd.DataFrame(history)
     n = history["seed"].nunique()
     thin = representative_seed is not None and n > 1
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     shown = f"mean over {n} seeds, band = min–max" if n > 1 else "1 seed"
     fig.suptitle(f"{title}: training curves, {shown}")
-    divergences = _divergences(history)
+    divergences = _divergences(diverged_at)
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
         # "g" for loss: an exploding loss (1e30) must not print thirty digits in the legend.
         fmt = ".3g" if metric == "loss" else ".3f"
@@ -185,37 +188,34 @@ def training_curves(history: pd.DataFrame, title: str, representative_seed: int 
 # --- Agreement between seeds ---------------------------------------------------------------------
 
 
-def agreeing_seeds(proba_per_seed: np.ndarray) -> np.ndarray:
-    """(S, rows, cols, k) probabilities -> (rows, cols): how many seeds predict the class most seeds
-    predict there. A seed whose output is NaN/inf at a cell votes for no class."""
-    proba = np.asarray(proba_per_seed, dtype=float)
-    valid = np.isfinite(proba).all(axis=-1)
-    votes = np.where(valid, np.argmax(np.nan_to_num(proba, nan=-1.0), axis=-1), -1)
-    per_class = np.stack([(votes == c).sum(axis=0) for c in range(proba.shape[-1])])
-    return per_class.max(axis=0)
+def seed_agreement(grid: Grid, agreed: Agreement, points: Points, title: str) -> Figure:
+    """Where the seeds agree (metrics.agreement): per grid cell, the number of voting seeds
+    predicting the majority class; a seed with NaN/inf outputs has no vote, and the title says so.
 
-
-def seed_agreement(grid: Grid, proba_per_seed: np.ndarray, points: Points, title: str) -> Figure:
-    """Where the seeds agree: per grid cell, the number of seeds predicting the majority class.
-
-    All S seeds agreeing (white) means the data pin the boundary down there; few agreeing (dark)
-    means where the boundary runs is an accident of the initial weights and batch order."""
-    n_seeds = len(proba_per_seed)
-    agreeing = agreeing_seeds(proba_per_seed)
-    all_agree = float((agreeing == n_seeds).mean())
-    levels = np.arange(n_seeds + 1)  # 0..S seeds agreeing, one discrete colour each
+    All voting seeds agreeing (white) means the data pin the boundary down there; few agreeing
+    (dark) means where the boundary runs is an accident of the initial weights and batch order."""
+    n_seeds, voting = agreed.seeds, agreed.voting
+    levels = np.arange(voting + 1)  # 0..V seeds agreeing, one discrete colour each
     cmap = ListedColormap(matplotlib.colormaps["Purples"](np.linspace(0.85, 0.0, len(levels))))
-    norm = BoundaryNorm(np.append(levels, n_seeds + 1) - 0.5, cmap.N)
+    norm = BoundaryNorm(np.append(levels, voting + 1) - 0.5, cmap.N)
 
     fig = Figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    mesh = ax.pcolormesh(grid.xx, grid.yy, agreeing, cmap=cmap, norm=norm, shading="auto")
+    mesh = ax.pcolormesh(grid.xx, grid.yy, agreed.majority, cmap=cmap, norm=norm, shading="auto")
     _scatter(ax, points)
     _set_limits(ax, grid)
     ax.set(xlabel="x1", ylabel="x2")
-    fig.suptitle(f"{title}: agreement between {n_seeds} seeds\n"
-                 f"all {n_seeds} agree on {all_agree:.1%} of the plotted region (white)")
-    bar = fig.colorbar(mesh, ax=ax, ticks=levels, label=f"seeds agreeing with the majority (k of {n_seeds})")
+    if voting == n_seeds:
+        fig.suptitle(f"{title}: agreement between {n_seeds} seeds\n"
+                     f"all {n_seeds} agree on {agreed.all_agree:.1%} of the plotted region (white)")
+        label = f"seeds agreeing with the majority (k of {n_seeds})"
+    else:
+        result = (f"all {voting} voting seeds agree on {agreed.all_agree:.1%} of the plotted region (white)"
+                  if voting else "there is no agreement to show")
+        fig.suptitle(f"{title}: agreement between {n_seeds} seeds\n{voting} of them voted "
+                     f"({n_seeds - voting} with NaN/inf outputs: no vote)\n{result}")
+        label = f"voting seeds agreeing with the majority (k of {voting})"
+    bar = fig.colorbar(mesh, ax=ax, ticks=levels, label=label)
     bar.ax.minorticks_off()
     fig.legend(handles=_class_handles(_n_classes(points.y)), loc="outside lower center",
                ncols=_n_classes(points.y))
@@ -225,13 +225,16 @@ def seed_agreement(grid: Grid, proba_per_seed: np.ndarray, points: Points, title
 # --- Single-model figures (the representative seed) ----------------------------------------------
 
 
-def true_vs_predicted(points: Points, y_pred: np.ndarray, title: str, subtitle: str = "") -> Figure:
-    accuracy = float(np.mean(np.asarray(y_pred) == points.y)) if len(points) else float("nan")
+def true_vs_predicted(points: Points, y_pred: np.ndarray, title: str, accuracy: Mapping[str, float],
+                      subtitle: str = "") -> Figure:
+    """Every point's true and predicted class side by side. `accuracy` names the rows each
+    accuracy is over and its value (e.g. {"test": 0.97}), as the metrics computed it."""
+    scores = ", ".join(f"{rows} {value:.3f}" for rows, value in accuracy.items())
     fig = Figure(figsize=(10, 4.6), layout="constrained")
     _suptitle(fig, title, "true vs predicted labels", subtitle)
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, y, name in ((axes[0], points.y, "true labels"),
-                        (axes[1], y_pred, f"predicted (accuracy {accuracy:.3f})")):
+    for ax, y, name in ((axes[0], points.y, f"true labels\n{len(points)} points"),
+                        (axes[1], y_pred, f"predicted\naccuracy: {scores}")):
         _scatter(ax, Points(points.X, np.asarray(y)), s=12)
         ax.set(title=name, xlabel="x1", ylabel="x2")
     fig.legend(handles=_class_handles(_n_classes(points.y, y_pred)), loc="outside right center")
@@ -291,11 +294,12 @@ def _draw_regions(ax, view: RegionsView, axis_labels=("", "")) -> int:
     return int(missed.sum())
 
 
-def decision_regions(view: RegionsView, title: str, subtitle: str = "") -> Figure:
+def decision_regions(view: RegionsView, title: str, test_accuracy: float, subtitle: str = "") -> Figure:
+    """One model's decision regions; `test_accuracy` is its accuracy on `view.test`, as the metrics computed it."""
     fig = Figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
     n_missed = _draw_regions(ax, view, axis_labels=("x1", "x2"))
-    _suptitle(fig, title, f"decision regions (test accuracy {view.test_accuracy:.3f})", subtitle)
+    _suptitle(fig, title, f"decision regions (test accuracy {test_accuracy:.3f})", subtitle)
     fig.legend(handles=_class_handles(view.n_classes) + _marker_handles(n_missed), loc="outside right center")
     return fig
 
@@ -411,7 +415,6 @@ def gallery(panels: list[list[GalleryPanel]], title: str) -> Figure:
 # --- Inside the network: every unit, and a relu network's linear regions -------------------------
 
 from textwrap import fill  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:  # annotations only: figures need no forward pass (intuition.inside computes these)
     from intuition.inside import LayerMaps, Regions

@@ -1,20 +1,24 @@
-"""The notebook's conclusions, and this project's controls, as data (findings.yaml), checked against
-the measured metrics of every seed. Pure: the only file read is findings.yaml itself.
+"""The notebook's conclusions, this project's controls and published claims reproduced here, as data
+(findings.yaml), checked against the measured metrics of every seed. Pure: the only file read is
+findings.yaml itself (the same checks on more draws of base seeds: intuition.robustness).
 
 A check holds when it holds for the mean over seeds AND for at least `min_seeds` single seeds (a
 comparison of two experiments pairs seed i with seed i). A finding that says which knob it is
 about (`varies`) is also checked for confounds: every other knob in which the experiments it
-compares differ. Seeds that failed to learn are named in the evidence and still counted.
+compares differ. Seeds that failed to learn are named in the evidence and still counted. A finding
+records whether it is expected to hold (`expect`): a published claim that does not reproduce here
+stays in findings.yaml as such, with its numbers.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +26,11 @@ from pydantic import Field, ValidationError, model_validator
 
 from intuition.config import KNOBS, ParamsError, Strict, read_yaml
 
+if TYPE_CHECKING:  # annotations only: intuition.robustness builds on this module
+    from intuition.robustness import Draws
+
 FINDINGS_FILE = Path("findings.yaml")
+SOURCES = ("notebook", "controls", "literature")
 COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 SYMBOL = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
 
@@ -66,10 +74,15 @@ class Finding(Strict):
     id: str
     claim: str
     # notebook: the notebook's claim, reproduced as the notebook states it; controls: a claim this
-    # project's own control experiments establish.
-    source: Literal["notebook", "controls"]
+    # project's own control experiments establish; literature: a published claim, reproduced on
+    # this project's data (needs `citation`).
+    source: Literal["notebook", "controls", "literature"]
+    citation: str | None = None  # the publication: authors, venue and year, arXiv id, DOI or URL
     varies: str | None = None  # the knob the finding is about (one of config.KNOBS)
     min_seeds: Annotated[int, Field(strict=True, ge=1)] | None = None  # default: all seeds
+    # What the committed claim says is measured: `does not hold` records a claim that does not
+    # reproduce here (never tuned until it passes); `make validate` fails when the status differs.
+    expect: Literal["holds", "does not hold"] = "holds"
     overturned_by: list[str] = []  # controls findings that question a notebook finding
     checks: Annotated[list[Check], Field(min_length=1)]
 
@@ -116,7 +129,7 @@ def _where(raw: object, loc: tuple) -> str:
 def _describe(error: dict, raw: object) -> str:
     where, kind, value = _where(raw, error["loc"]), error["type"], error.get("input")
     if kind == "missing":
-        hint = "; use `notebook` or `controls`" if error["loc"][-1] == "source" else ""
+        hint = f"; use one of: {', '.join(SOURCES)}" if error["loc"][-1] == "source" else ""
         return f"{where}: missing key{hint}"
     if kind == "extra_forbidden":
         model = Check if "checks" in error["loc"] else Finding if len(error["loc"]) > 2 else Findings
@@ -160,6 +173,13 @@ def parse_findings(raw: object, experiments: Iterable[str], n_seeds: int,
                     problems.append(
                         f"{where}: checks[{i}].{key}: {path!r} names no experiment "
                         f"{split_metric(path)[0]!r}; defined experiments: {', '.join(sorted(experiments))}")
+        if f.source == "literature" and f.citation is None:
+            problems.append(f"{where}: citation: missing; a `source: literature` finding names the "
+                            "publication it reproduces, e.g. citation: \"Hein, Andriushchenko & "
+                            "Bitterwolf, CVPR 2019, arXiv 1812.05720\"")
+        elif f.citation is not None and not f.citation.strip():
+            problems.append(f"{where}: citation: is empty; give the publication (authors, venue and "
+                            "year, arXiv id, DOI or URL), or leave the key out")
         if f.varies is not None and f.varies not in KNOBS:
             problems.append(f"{where}: varies: {f.varies!r} is not a knob; use one of: {', '.join(KNOBS)}")
         if f.min_seeds is not None and f.min_seeds > n_seeds:
@@ -318,21 +338,30 @@ class Outcome:
         lines += [f"confounded: {p.text()}" for p in self.confounds]
         return lines
 
+    @property
+    def as_recorded(self) -> bool:
+        """Whether the measured status is the one findings.yaml records (`expect`)."""
+        return self.status == self.finding.expect
+
     def short_verdict(self) -> str:
-        if self.status == "not measured":
-            return "– not measured"
-        if self.status == "does not hold":
-            return "❌ does not hold" + (" (and confounded)" if self.confounded else "")
-        return "⚠️ holds as measured, but confounded" if self.confounded else "✅ holds"
+        return self._verdict(None)
 
     def verdict(self) -> str:
-        also = "; ".join(p.text() for p in self.confounds)
+        return self._verdict("; ".join(p.text() for p in self.confounds))
+
+    def _verdict(self, also: str | None) -> str:
+        """`also`: the confounds spelled out, or None to only say "confounded"."""
         if self.status == "not measured":
             return "– not measured"
+        confounded = ("" if not self.confounded else " (and confounded)" if also is None
+                      else f" (and confounded: {also})")
         if self.status == "does not hold":
-            return f"❌ does not hold (and confounded: {also})" if also else "❌ does not hold"
-        if also:
-            return f"⚠️ holds as measured, but confounded: {also}"
+            head = "➖ does not reproduce here (as recorded)" if self.as_recorded else "❌ does not hold"
+            return head + confounded
+        if not self.as_recorded:
+            return "❌ holds, but findings.yaml records it as not reproducing here" + confounded
+        if self.confounded:
+            return "⚠️ holds as measured, but confounded" + ("" if also is None else f": {also}")
         return "✅ holds"
 
 
@@ -418,35 +447,38 @@ def evaluate(findings: Findings, per_seed: Mapping[str, pd.DataFrame],
     """Check every finding on the per-seed tables (one row per seed, column `seed` = 0..n-1, metric
     columns such as `test.accuracy`, and `learned`). A finding naming an experiment that is not in
     `per_seed` is 'not measured'; a metric column that does not exist raises ParamsError."""
-    outcomes = []
-    tables: dict[str, pd.DataFrame] = {}
-    for finding in findings.findings:
-        pairs = _pairs(finding, knobs)
-        missing = finding.experiments() - per_seed.keys()
-        if missing:
-            note = f"not measured: no per-seed results for {', '.join(sorted(missing))}"
-            outcomes.append(Outcome(finding, "not measured", pairs=pairs, note=note))
-            continue
-        for exp in finding.experiments():
-            if exp not in tables:
-                tables[exp] = _seed_ordered(per_seed[exp], exp, findings.n_seeds)
-        need = findings.required_seeds(finding)
-        results = []
-        for check in finding.checks:
-            a = _side(finding, check.metric, tables)
-            b = _side(finding, check.than, tables) if check.than is not None else None
-            results.append(_run(check, a, b, need))
-        status = "holds" if all(r.holds for r in results) else "does not hold"
-        outcomes.append(Outcome(finding, status, tuple(results), pairs))
-    return outcomes
+    return [evaluate_finding(finding, findings, per_seed, knobs) for finding in findings.findings]
 
 
-# Policy for `make validate`: a finding that does not hold (or was not measured) fails. A confounded
-# finding fails only if it is the project's own (`source: controls`): a control must differ from its
-# reference in the knob it varies and nothing else. A `source: notebook` finding that holds but is
-# confounded does NOT fail: the notebook's experiment is reproduced faithfully as it was run, and the
-# report shows it as "holds as measured, but confounded" next to the controls that question the
-# notebook's interpretation (`overturned_by`).
+def evaluate_finding(finding: Finding, findings: Findings, per_seed: Mapping[str, pd.DataFrame],
+                     knobs: Mapping[str, Mapping]) -> Outcome:
+    """One finding of `findings` checked on the per-seed tables (see evaluate)."""
+    pairs = _pairs(finding, knobs)
+    if missing := finding.experiments() - per_seed.keys():
+        note = f"not measured: no per-seed results for {', '.join(sorted(missing))}"
+        return Outcome(finding, "not measured", pairs=pairs, note=note)
+    tables = {exp: _seed_ordered(per_seed[exp], exp, findings.n_seeds) for exp in finding.experiments()}
+    need = findings.required_seeds(finding)
+    results = []
+    for check in finding.checks:
+        a = _side(finding, check.metric, tables)
+        b = _side(finding, check.than, tables) if check.than is not None else None
+        results.append(_run(check, a, b, need))
+    status = "holds" if all(r.holds for r in results) else "does not hold"
+    return Outcome(finding, status, tuple(results), pairs)
+
+
+# Policy for `make validate`: a finding fails when its measured status differs from the one
+# findings.yaml records (`expect`, default `holds`): a finding expected to hold that does not, or
+# one recorded as not reproducing (`expect: does not hold`) that now holds. Either way the committed
+# claim no longer says what is measured; CI proves the pipeline still says the same measured things,
+# "this published claim does not reproduce here" included. A finding not measured fails.
+# A confounded finding fails only if it is the project's own (`source: controls`), or a
+# `source: literature` finding that names the knob it is about (`varies`: only then are its
+# experiments compared knob by knob): such a comparison must differ in that knob and nothing else.
+# A `source: notebook` finding that holds but is confounded does NOT fail: the notebook's experiment
+# is reproduced faithfully as it was run, and the report shows it as "holds as measured, but
+# confounded" next to the controls that question the notebook's interpretation (`overturned_by`).
 def failures(outcomes: list[Outcome]) -> list[str]:
     """One line per finding that makes `make validate` fail, saying why."""
     lines = []
@@ -455,28 +487,57 @@ def failures(outcomes: list[Outcome]) -> list[str]:
         if o.status == "not measured":
             lines.append(f"finding {f.id} ({f.source}): {o.note}")
             continue
-        if o.status == "does not hold":
+        if o.status == "does not hold" and not o.as_recorded:
             failed = [c for c in o.checks if not c.holds]
             lines.append(f"finding {f.id} ({f.source}) does not hold: {f.claim}\n    "
                          + "\n    ".join(c.text() for c in failed))
-        if f.source == "controls" and o.confounded:
-            lines.append(f"finding {f.id} (controls) is confounded: a control must differ only in "
+        elif not o.as_recorded:
+            lines.append(f"finding {f.id} ({f.source}) holds, but findings.yaml records it as not "
+                         f"reproducing here (expect: does not hold): {f.claim}\n    "
+                         + "\n    ".join(c.text() for c in o.checks))
+        if f.source != "notebook" and o.confounded:
+            what = "a control" if f.source == "controls" else "a literature finding with `varies`"
+            lines.append(f"finding {f.id} ({f.source}) is confounded: {what} must differ only in "
                          f"{f.varies}\n    " + "\n    ".join(p.text() for p in o.confounds))
     return lines
 
 
 # -------------------------------------------------------------------------------------- markdown
 
-def to_markdown(outcomes: list[Outcome]) -> str:
-    """report/findings.md: a summary table, then one section per finding with its evidence."""
+# An identifier in a citation, and the address it links to.
+LINKS = ((re.compile(r"arXiv[:\s]*(\d{4}\.\d{4,5})", re.IGNORECASE), "https://arxiv.org/abs/{}"),
+         (re.compile(r"\b(10\.\d{4,9}/[^\s,;]+)"), "https://doi.org/{}"),
+         (re.compile(r"(https?://[^\s,;]+)"), "{}"))
+
+
+def cited(citation: str | None) -> str:
+    """A citation as Markdown, linked to its arXiv id, DOI or URL when it names one; '–' for none."""
+    if not citation:
+        return "–"
+    text = citation.strip().replace("|", "\\|")
+    for pattern, address in LINKS:
+        if found := pattern.search(citation):
+            return f"[{text}]({address.format(found.group(1).rstrip('.)'))})"
+    return text
+
+
+def to_markdown(outcomes: list[Outcome], draws: Mapping[str, Draws] | None = None) -> str:
+    """report/findings.md: a summary table, then one section per finding with its evidence. With
+    `draws` (over_base_seeds), how many draws of base seeds each finding held in."""
     by_id = {o.finding.id: o for o in outcomes}
-    lines = ["| finding | source | varies | verdict |", "|---|---|---|---|"]
+    over = " base-seed draws held |" if draws is not None else ""
+    lines = [f"| finding | source | varies | verdict |{over} citation |",
+             "|---|---|---|---|" + ("---|" if draws is not None else "") + "---|"]
     for o in outcomes:
-        lines.append(f"| [{o.finding.id}](#{o.finding.id}) | {o.finding.source} | "
-                     f"{o.finding.varies or '–'} | {o.short_verdict()} |")
+        f = o.finding
+        held = f" {draws[f.id].cell} |" if draws is not None else ""
+        lines.append(f"| [{f.id}](#{f.id}) | {f.source} | {f.varies or '–'} | {o.short_verdict()} |"
+                     f"{held} {cited(f.citation)} |")
     for o in outcomes:
         f = o.finding
         lines += ["", f"## {f.id}", "", f"**Claim** ({f.source}): {f.claim}", ""]
+        if f.citation:
+            lines += [f"**Citation:** {cited(f.citation)}", ""]
         if f.varies:
             lines += [f"**Varies:** {f.varies}", ""]
         if o.status == "not measured":
@@ -486,6 +547,9 @@ def to_markdown(outcomes: list[Outcome]) -> str:
             lines += [f"  - ⚠ {text} (still counted)" for text in c.failed_to_learn()]
         lines += [f"- compares {p.text()}" for p in o.pairs]
         lines += ["", f"**Verdict:** {o.verdict()}"]
+        if draws is not None:
+            lines += ["", f"**Over base seeds:** {draws[f.id].text}"]
+            lines += [f"- {line}" for line in draws[f.id].details]
         if f.overturned_by:
             refs = ", ".join(f"{i} ({by_id[i].short_verdict()})" if i in by_id else f"{i} (not evaluated)"
                              for i in f.overturned_by)

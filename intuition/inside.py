@@ -21,6 +21,7 @@ networks have no linear regions: only their units' maps are shown.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,15 @@ def distinct(on: np.ndarray) -> tuple[int, np.ndarray]:
 
 def _on(hidden: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([a > 0 for a in hidden], axis=1)
+
+
+def count_regions(layers: list, X: np.ndarray) -> float:
+    """The linear regions of a piecewise linear network seen through the points `X`: the distinct
+    on/off patterns of all its hidden units (NaN if a hidden output is not finite)."""
+    hidden = hidden_activations(layers, X)[:-1]
+    if not all(np.isfinite(a).all() for a in hidden):
+        return math.nan
+    return float(distinct(_on(hidden))[0])
 
 
 def look_inside(layers: list, grid: Grid, X: np.ndarray) -> Inside:

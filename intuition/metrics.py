@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -133,24 +134,39 @@ def aggregate(per_seed: pd.DataFrame, columns: list[str]) -> dict:
     return tree
 
 
-def agreement(grid_probas: np.ndarray) -> float:
-    """The share of the plotted region where every seed predicts the same class (seeds whose
-    probabilities are not finite, i.e. diverged ones, have no vote; none left: NaN)."""
+@dataclass(frozen=True)
+class Agreement:
+    """Where the seeds agree over the plotted grid. A seed votes when its probabilities are finite
+    over the whole grid; a seed with any NaN/inf output there has no vote at any point, so every
+    point has the same voters. (A seed that diverged in training keeps its last finite weights:
+    it usually still votes.)"""
+
+    majority: np.ndarray  # (rows, cols): how many voting seeds predict the class most of them predict there
+    voting: int  # how many seeds voted
+    seeds: int  # how many seeds there are
+    all_agree: float  # the share of the grid's points where every voting seed predicts one class; NaN: none voted
+
+
+def agreement(grid_probas: np.ndarray) -> Agreement:
+    """(seeds, rows, cols, classes) probabilities -> where the voting seeds agree: the one
+    definition that metrics.json, the leaderboard and the seed-agreement figure show."""
+    grid_probas = np.asarray(grid_probas, dtype=float)
     voting = grid_probas[np.isfinite(grid_probas).all(axis=(1, 2, 3))]
-    if not len(voting):
-        return math.nan
-    classes = np.argmax(voting, axis=-1)  # (seeds, rows, cols)
-    return float((classes == classes[0]).all(axis=0).mean())
+    votes = np.argmax(voting, axis=-1)  # (voting seeds, rows, cols)
+    majority = np.stack([(votes == c).sum(axis=0) for c in range(grid_probas.shape[-1])]).max(axis=0)
+    all_agree = float((majority == len(voting)).mean()) if len(voting) else math.nan
+    return Agreement(majority, len(voting), len(grid_probas), all_agree)
 
 
-def summarise(per_seed: pd.DataFrame, grid_probas: np.ndarray) -> dict:
+def summarise(per_seed: pd.DataFrame, agreed: Agreement) -> dict:
     """metrics.json: how many seeds learned or diverged, the representative seed, the aggregates
-    of every AGGREGATED metric (and the REGIONS counts, if any) over seeds, and how much of the
-    region all seeds agree on."""
+    over seeds of every metric column of seeds.csv (`<group>.<name>`: AGGREGATED, the REGIONS
+    counts if any, and intuition.geometry's measurements), how much of the region all voting seeds
+    agree on, and how many voted."""
     return {
         "seeds": len(per_seed), "learned_seeds": int(per_seed["learned"].sum()),
         "diverged_seeds": int(per_seed["diverged_at_epoch"].notna().sum()),
         "representative_seed": representative_seed(per_seed),
-        **aggregate(per_seed, AGGREGATED + [column for column in REGIONS if column in per_seed]),
-        "agreement": {"all_seeds_agree": agreement(grid_probas)},
+        **aggregate(per_seed, [column for column in per_seed.columns if "." in column]),
+        "agreement": {"all_seeds_agree": agreed.all_agree, "voting_seeds": agreed.voting},
     }

@@ -12,12 +12,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
-from intuition import evolution, figures, files, metrics, tracking
-from intuition.config import load_stage
+from intuition import evolution, figures, files, geometry, metrics, tracking
+from intuition.config import Params, load_stage
 from intuition.datasets import split_validation
-from intuition.inside import Inside, look_inside
+from intuition.inside import Inside, count_regions, look_inside
 from intuition.network import class_probabilities, load_layers, predict_proba
-from intuition.types import Grid, Points, Snapshots, Splits
+from intuition.types import FitSplit, Grid, Points, Snapshots, Splits
 
 
 def inside_figures(inside: Inside, grid: Grid, points: Points, key: str, note: str) -> dict[str, Figure]:
@@ -45,93 +45,168 @@ def boundary_evolution(model: list, snapshots: Snapshots, seed: int, history: pd
                      figures.evolution_filmstrip(evolution.filmstrip_frames(frames), epochs, key, subtitle=note))
 
 
-def main() -> None:
-    # The forward passes are small matrix products: with two stages on two cores (`make run`),
-    # OpenBLAS' second thread only contends (measured: 30 passes of the 4x100 model over 80² points,
-    # 0.25 s on one thread vs 0.64 s on two while the other core is busy).
-    threadpool_limits(1, user_api="blas")
-    params, key = load_stage("experiments")
-    spec, trained, out = params.experiments[key], files.TrainOutputs(key), files.EvaluateOutputs(key)
-    experiment_id = tracking.exit_if_unavailable(params.mlflow.experiment_name)
-    training = files.read_json(trained.training)
-    history = files.read_csv(trained.history)
-    splits = files.read_splits(spec.dataset)
-    cut = split_validation(splits.train, spec.validation_split)
-    labelled = {"train": cut.fit, "val": cut.val, "test": splits.test}
-    grid = metrics.make_grid(splits.all.X, params.plots.grid_resolution, params.plots.margin)
-    n_seeds = len(training["seeds"])
+@dataclass(frozen=True)
+class Inputs:
+    """What evaluate@<key> reads: its params, what train@<key> wrote, and the dataset."""
 
-    # Compute: every seed's probabilities on each split and over the grid, its metrics.
+    params: Params
+    key: str
+    training: dict  # training.json: the seeds, when they trained, each seed's divergence epoch
+    history: pd.DataFrame  # history.csv: per seed and epoch
+    snapshots: Snapshots
+    splits: Splits
+    cut: FitSplit  # the training rows as the trainer cut them: fitted rows, validation rows
+    grid: Grid  # the plotted region
+
+    spec = property(lambda self: self.params.experiments[self.key])
+    trained = property(lambda self: files.TrainOutputs(self.key))
+    out = property(lambda self: files.EvaluateOutputs(self.key))
+    n_seeds = property(lambda self: len(self.training["seeds"]))
+    labelled = property(lambda self: {"train": self.cut.fit, "val": self.cut.val, "test": self.splits.test})
+
+
+def read(params: Params, key: str) -> Inputs:
+    spec, trained = params.experiments[key], files.TrainOutputs(key)
+    splits = files.read_splits(spec.dataset)
+    return Inputs(params, key, files.read_json(trained.training), files.read_csv(trained.history),
+                  files.read_snapshots(trained.snapshots), splits,
+                  split_validation(splits.train, spec.validation_split),
+                  metrics.make_grid(splits.all.X, params.plots.grid_resolution, params.plots.margin))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Every seed's outputs and metrics, and what metrics.json says over the seeds."""
+
+    models: list[list]  # per seed: its layers (the NumPy forward pass)
+    probas: list[dict[str, np.ndarray]]  # per seed, per split: class probabilities
+    insides: list[Inside]  # per seed: every unit over the grid; linear regions (relu)
+    grid_probas: np.ndarray  # (seeds, rows, cols, classes)
+    per_seed: pd.DataFrame  # seeds.csv
+    agreed: metrics.Agreement  # where the seeds agree: metrics.json's agreement and the figure's map
+    summary: dict  # metrics.json
+    rep: int  # the representative seed
+    test_pred: np.ndarray  # the representative seed's predicted class of each test point
+
+
+def regions_through_training(model: list, snapshots: Snapshots, seed: int, grid: Grid,
+                             inside: Inside) -> dict[str, float]:
+    """A relu network's linear regions / N² on the grid at a few snapshots (geometry.REGION_SNAPSHOTS,
+    epoch 0 and the last included); nothing for a network without linear regions."""
+    if not inside.piecewise_linear or inside.regions is None:
+        return {}
+    layers = evolution.snapshot_layers(model, snapshots, seed)
+    counts = np.array([count_regions(layers[s], grid.points) for s in geometry.counted_snapshots(len(layers))])
+    return geometry.regions_band(counts, inside.regions.units)
+
+
+def compute(inputs: Inputs) -> Scored:
+    """Every seed's probabilities on each split and over the grid, its metrics, and the summary."""
+    trained, labelled, n_seeds = inputs.trained, inputs.labelled, inputs.n_seeds
     models = [load_layers(trained.model(i)) for i in range(n_seeds)]
     probas = [{split: predict_proba(m, points.X) for split, points in labelled.items()} for m in models]
-    insides = [look_inside(m, grid, splits.all.X) for m in models]  # every unit; linear regions (relu)
+    insides = [look_inside(m, inputs.grid, inputs.splits.all.X) for m in models]
     grid_probas = np.stack([class_probabilities(inside.maps[-1].values) for inside in insides])  # the same pass
-    untrained = history[history["epoch"] == 0].set_index("seed")["loss"]
+    untrained = inputs.history[inputs.history["epoch"] == 0].set_index("seed")["loss"]
     per_seed = pd.DataFrame([
         {"seed": i, **metrics.seed_row(labelled, probas[i], grid_probas[i], untrained[i],
-                                       training["diverged_at_epoch"][i]),
-         **metrics.region_row(insides[i])}
+                                       inputs.training["diverged_at_epoch"][i]),
+         **metrics.region_row(insides[i]),
+         **geometry.seed_row(models[i], grid_probas[i], inputs.splits.all.X, inputs.history, i),
+         **regions_through_training(models[i], inputs.snapshots, i, inputs.grid, insides[i])}
         for i in range(n_seeds)])
-    summary = metrics.summarise(per_seed, grid_probas)
+    agreed = metrics.agreement(grid_probas)
+    summary = metrics.summarise(per_seed, agreed)
     rep = summary["representative_seed"]
-    test_pred = probas[rep]["test"].argmax(axis=1)
+    return Scored(models, probas, insides, grid_probas, per_seed, agreed, summary, rep,
+                  probas[rep]["test"].argmax(axis=1))
 
-    # Draw: one model's figures from the representative seed, the others over all seeds.
-    note = f"representative seed {rep} of {n_seeds} (median validation loss)"
-    view = figures.RegionsView(grid, grid_probas[rep], splits.train, splits.test, test_pred,
-                               float(per_seed.loc[rep, "test.accuracy"]))
+
+def draw(inputs: Inputs, scored: Scored) -> tuple[dict[str, Figure], Evolution]:
+    """One model's figures from the representative seed, the others over all seeds. The scores in
+    their titles are those of seeds.csv and metrics.json (compute()), the divergences training.json's."""
+    key, spec, splits, grid, rep = inputs.key, inputs.spec, inputs.splits, inputs.grid, scored.rep
+    note = f"representative seed {rep} of {inputs.n_seeds} (median validation loss)"
+    scores = scored.per_seed.loc[rep]
+    view = figures.RegionsView(grid, scored.grid_probas[rep], splits.train, splits.test, scored.test_pred)
     # splits.all is the fitted rows, the validation rows, then the test rows: predicted above already.
-    all_pred = np.concatenate([probas[rep][split].argmax(axis=1) for split in ("train", "val", "test")])
+    all_pred = np.concatenate([scored.probas[rep][split].argmax(axis=1) for split in ("train", "val", "test")])
+    accuracy = {"fitted rows": scores["train.accuracy"], "validation": scores["val.accuracy"],
+                "test": scores["test.accuracy"]}
     drawings = {
-        "training_curves": figures.training_curves(history, key, representative_seed=rep),
-        "seed_agreement": figures.seed_agreement(grid, grid_probas, splits.all, key),
-        "decision_regions": figures.decision_regions(view, key, subtitle=note),
-        "probability_maps": figures.probability_maps(grid, grid_probas[rep], splits.all, key, spec.is_binary,
+        "training_curves": figures.training_curves(inputs.history, key, inputs.training["diverged_at_epoch"],
+                                                   representative_seed=rep),
+        "seed_agreement": figures.seed_agreement(grid, scored.agreed, splits.all, key),
+        "decision_regions": figures.decision_regions(view, key, float(scores["test.accuracy"]), subtitle=note),
+        "probability_maps": figures.probability_maps(grid, scored.grid_probas[rep], splits.all, key, spec.is_binary,
                                                      subtitle=note),
-        "true_vs_predicted": figures.true_vs_predicted(splits.all, all_pred, key, subtitle=note),
+        "true_vs_predicted": figures.true_vs_predicted(splits.all, all_pred, key, accuracy, subtitle=note),
         "architecture": figures.architecture_diagram(
             [figures.LayerBox(l.units, l.activation, n) for l, n in zip(spec.layers, spec.parameter_counts())],
             key, standardized=spec.inputs == "standardized", features=spec.features),
     }
-    drawings |= inside_figures(insides[rep], grid, splits.all, key, note)
-    evolved = boundary_evolution(models[rep], files.read_snapshots(trained.snapshots), rep, history, splits,
-                                 params.plots.margin, key, spec.epochs, note)
-    drawings[out.evolution_filmstrip.stem] = evolved.filmstrip
+    drawings |= inside_figures(scored.insides[rep], grid, splits.all, key, note)
+    evolved = boundary_evolution(scored.models[rep], inputs.snapshots, rep, inputs.history, splits,
+                                 inputs.params.plots.margin, key, spec.epochs, note)
+    drawings[inputs.out.evolution_filmstrip.stem] = evolved.filmstrip
+    return drawings, evolved
 
-    # Write: every output complete or not at all.
-    n_classes = params.dataset_of(key).n_classes
-    files.write_json(out.metrics, summary)
-    files.write_csv(out.seeds, per_seed)
-    files.write_csv(out.curves, tracking.mean_curves(history))
+
+def write(inputs: Inputs, scored: Scored, drawings: dict[str, Figure], evolved: Evolution) -> None:
+    """results/<key>/: every output complete or not at all."""
+    out, splits, grid, rep, test_pred = inputs.out, inputs.splits, inputs.grid, scored.rep, scored.test_pred
+    files.write_json(out.metrics, scored.summary)
+    files.write_csv(out.seeds, scored.per_seed)
+    files.write_csv(out.curves, tracking.mean_curves(inputs.history))
+    n_classes = inputs.params.dataset_of(inputs.key).n_classes
     files.write_csv(out.confusion, metrics.confusion(splits.test.y, test_pred, n_classes))
     files.write_csv(out.test_predictions, pd.DataFrame(
         {"x1": splits.test.X[:, 0], "x2": splits.test.X[:, 1], "actual": splits.test.y, "predicted": test_pred}),
         rounded=False)
     with files.atomic_path(out.regions) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, xx=grid.xx, yy=grid.yy, proba=grid_probas[rep].astype(np.float32),
+            np.savez_compressed(handle, xx=grid.xx, yy=grid.yy, proba=scored.grid_probas[rep].astype(np.float32),
                                 train_X=splits.train.X, train_y=splits.train.y, test_X=splits.test.X,
                                 test_y=splits.test.y, test_pred=test_pred)
     with files.atomic_path(out.figures) as tmp:
         tmp.mkdir()
         for name, fig in drawings.items():
-            fig.savefig(tmp / f"{name}.png", dpi=params.plots.dpi)
+            fig.savefig(tmp / f"{name}.png", dpi=inputs.params.plots.dpi)
         (tmp / out.evolution_gif.name).write_bytes(evolution.gif_bytes(evolved.gif_frames))
 
-    # Record: the parent run and one child per seed, from the files just written.
-    run_id = tracking.record(experiment_id, tracking.ExperimentRecord(
-        key=key, params=tracking.params_by_role(spec, params.dataset_of(key), params.seed, n_seeds),
+
+def record(experiment_id: str, inputs: Inputs, scored: Scored, evolved: Evolution) -> str:
+    """The parent run and one child per seed, from the files just written; returns the parent's id."""
+    key, spec, params, trained, out = inputs.key, inputs.spec, inputs.params, inputs.trained, inputs.out
+    fit = inputs.cut.fit
+    return tracking.record(experiment_id, tracking.ExperimentRecord(
+        key=key, params=tracking.params_by_role(spec, params.dataset_of(key), params.seed, inputs.n_seeds),
         tags={"dataset": spec.dataset, "architecture": spec.architecture(),
               "dvc_stages": f"train@{key}, evaluate@{key}"},
-        training=training, history=history, per_seed=per_seed, summary=tracking.summary_metrics(summary),
-        representative=rep,
-        model_path=trained.model(rep),
-        training_data=pd.DataFrame({"x1": cut.fit.X[:, 0], "x2": cut.fit.X[:, 1], "y": cut.fit.y.astype(float)}),
+        training=inputs.training, history=inputs.history, per_seed=scored.per_seed,
+        summary=tracking.summary_metrics(scored.summary), representative=scored.rep,
+        model_path=trained.model(scored.rep),
+        training_data=pd.DataFrame({"x1": fit.X[:, 0], "x2": fit.X[:, 1], "y": fit.y.astype(float)}),
         artifacts=[out.metrics, out.seeds, trained.history, out.confusion, out.figures],
         architecture_text=spec.summary(),
         evolution={frame.epoch: evolution.picture(image) for frame, image in zip(evolved.frames, evolved.gif_frames)},
     ))
 
+
+def main() -> None:
+    # The forward passes are small matrix products: with two stages on two cores (`make run`),
+    # OpenBLAS' second thread only contends (measured: 30 passes of the 4x100 model over 80² points,
+    # 0.25 s on one thread vs 0.64 s on two while the other core is busy).
+    threadpool_limits(1, user_api="blas")
+    params, key = load_stage("experiments")
+    experiment_id = tracking.exit_if_unavailable(params.mlflow.experiment_name)
+    inputs = read(params, key)
+    scored = compute(inputs)
+    drawings, evolved = draw(inputs, scored)
+    write(inputs, scored, drawings, evolved)
+    run_id = record(experiment_id, inputs, scored, evolved)
+
+    summary, n_seeds = scored.summary, inputs.n_seeds
     test = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
     failed = n_seeds - summary["learned_seeds"]
     print(f"{key}: test accuracy {test['mean']:.3f} ± {test['sd']:.3f} over {n_seeds} seeds"

@@ -1,5 +1,7 @@
 """report: a gallery of every experiment's decision regions, a leaderboard of their scores over seeds,
-and whether each finding of findings.yaml holds. Reads only what the evaluate stages wrote (results/)."""
+and whether each finding of findings.yaml holds. Reads only what the evaluate stages wrote (results/),
+and robustness.json (`make robustness`: the per-seed metrics of more draws of base seeds, on which
+each finding is checked as on results/, to say in how many draws it held)."""
 
 import numpy as np
 
@@ -7,6 +9,9 @@ from intuition import figures, files
 from intuition.config import load_or_exit, user_errors
 from intuition.findings import evaluate as check_findings
 from intuition.findings import failures, knobs_of, load_findings_for, to_markdown
+from intuition.robustness import (
+    ROBUSTNESS_FILE, Draw, Setups, draw_failures, evaluate_draws, over_base_seeds, recorded_draws, stale_warning,
+)
 from intuition.types import Grid, Points
 
 
@@ -21,6 +26,13 @@ def fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def agreement(summary: dict) -> str:
+    """metrics.json's agreement, and how many seeds voted when some did not (as the figure says)."""
+    agreed, seeds = summary["agreement"], summary["seeds"]
+    share, voting = fmt(agreed["all_seeds_agree"]), agreed["voting_seeds"]
+    return share if voting == seeds else f"{share} ({voting} of {seeds} seeds voted)"
+
+
 def mean_sd(summary: dict, split: str, name: str) -> str:
     stats = summary.get(split, {}).get(name)
     return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
@@ -28,7 +40,8 @@ def mean_sd(summary: dict, split: str, name: str) -> str:
 
 def leaderboard(summaries: dict[str, dict], params) -> str:
     lines = [f"Mean ± sd over {params.seeds} seeds; sharpness is the mean winning-class probability over "
-             "the plotted region; agreement is the share of that region where every seed predicts the same class.",
+             "the plotted region; agreement is the share of that region where every voting seed predicts the same "
+             "class (a seed with NaN/inf outputs there has no vote).",
              "",
              "| experiment | dataset | architecture | inputs | params | val acc | test acc | sharpness | agreement | status |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
@@ -40,15 +53,14 @@ def leaderboard(summaries: dict[str, dict], params) -> str:
         lines.append(
             f"| {key} | {spec.dataset} | {spec.architecture()}, {spec.optimizer} {spec.learning_rate} | {spec.inputs} | "
             f"{sum(spec.parameter_counts())} | {mean_sd(s, 'val', 'accuracy')} | {mean_sd(s, 'test', 'accuracy')} | "
-            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {fmt(s['agreement']['all_seeds_agree'])} | {status(s)} |")
+            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {agreement(s)} | {status(s)} |")
     return "\n".join(lines) + "\n"
 
 
 def gallery_panel(key: str, summary: dict) -> figures.GalleryPanel:
     with np.load(files.EvaluateOutputs(key).regions) as r:
-        view = figures.RegionsView(
-            Grid(r["xx"], r["yy"]), r["proba"], Points(r["train_X"], r["train_y"]),
-            Points(r["test_X"], r["test_y"]), r["test_pred"], float((r["test_pred"] == r["test_y"]).mean()))
+        view = figures.RegionsView(Grid(r["xx"], r["yy"]), r["proba"], Points(r["train_X"], r["train_y"]),
+                                   Points(r["test_X"], r["test_y"]), r["test_pred"])
     accuracy = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
     return figures.GalleryPanel(key, view, accuracy["mean"], accuracy["sd"], status(summary))
 
@@ -71,13 +83,20 @@ def main() -> None:
     table = leaderboard(summaries, params)
     files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + table)
     with user_errors():
-        outcomes = check_findings(findings, per_seed, knobs_of(params))
-    files.write_text(files.REPORT / "findings.md", "# Findings\n\n" + to_markdown(outcomes))
+        knobs = knobs_of(params)
+        outcomes = check_findings(findings, per_seed, knobs)
+        record = files.read_json(ROBUSTNESS_FILE) if ROBUSTNESS_FILE.exists() else None
+        draws = [Draw(params.seed, per_seed), *recorded_draws(record, Setups.of(params), params.seed)]
+        in_draws = evaluate_draws(findings, draws, knobs)
+    held = over_base_seeds(findings, in_draws)
+    files.write_text(files.REPORT / "findings.md", "# Findings\n\n" + to_markdown(outcomes, held))
     print(table)
     for outcome in outcomes:
         print(f"finding {outcome.finding.id}: {outcome.short_verdict()}")
-    for line in failures(outcomes):
+    for line in failures(outcomes) + draw_failures(in_draws):
         print(f"  check: {line}")
+    if warning := stale_warning(in_draws):
+        print(warning)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ PARAMS_YAML = Path(__file__).resolve().parents[1] / "params.yaml"
 SMALL_EPOCHS = 5
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "integration: runs the real pipeline (`-m 'not integration'` skips it)")
+
+
 @pytest.fixture(scope="session")
 def _params_yaml() -> dict:
     """params.yaml parsed once per session; read-only (tests get deep copies below)."""

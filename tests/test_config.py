@@ -2,6 +2,8 @@
 whose message is one line naming the full key path, the bad value and what is allowed; and what an
 experiment is made of (architecture, knobs)."""
 
+import math
+
 import pytest
 
 from intuition.config import KNOBS, ExperimentSpec, ParamsError, load_params, parse_params
@@ -73,6 +75,12 @@ def test_any_positive_number_of_seeds_is_allowed(params_dict, seeds):
     assert parse_params(params_dict).seeds == seeds
 
 
+@pytest.mark.parametrize("n_samples, frequency", [(500, 500 * math.pi / 120), (500, 0.001), (12, 0.3)])
+def test_stripes_allow_any_frequency_up_to_ten_points_per_stripe(params_dict, n_samples, frequency):
+    params_dict["datasets"]["stripes_k1"] |= {"n_samples": n_samples, "frequency": frequency}
+    assert parse_params(params_dict).datasets["stripes_k1"].frequency == frequency
+
+
 def test_inputs_defaults_to_raw_and_allows_standardized(params_dict):
     experiment = params_dict["experiments"][EXP]
     experiment.pop("inputs", None)
@@ -127,8 +135,25 @@ BAD_INPUT = [
                    id=f"dataset-key-{key}")
       for key in ("Linear2", "linear-2")],
     pytest.param(("datasets", "linear", "kind"), "circles",
-                 ["datasets.linear.kind: 'circles' is not allowed", "classification, bands, spiral"],
+                 ["datasets.linear.kind: 'circles' is not allowed", "classification, bands, spiral",
+                  "gauss, playground_spiral, stripes, moons, csv"],
                  id="unknown-dataset-kind"),
+    *[pytest.param(("datasets", "stripes_k3", "frequency"), v,
+                   [f"datasets.stripes_k3.frequency: {shown} is not allowed",
+                    "use a number above 0 and at most 13.08 for n_samples 500", "n_samples·π/120"],
+                   id=f"stripes-frequency={v!r}")
+      for v, shown in [(0, "0"), (-1.5, "-1.5"), (13.1, "13.1"), (400, "400"), (float("inf"), "inf"),
+                       (float("nan"), "nan")]],
+    pytest.param(("datasets", "stripes_k3", "n_samples"), 100,  # frequency 3 needs 3·120/π ≈ 115 points
+                 ["datasets.stripes_k3.frequency: 3 is not allowed", "at most 2.61 for n_samples 100"],
+                 id="stripes-frequency-too-high-for-n_samples"),
+    pytest.param(("datasets", "stripes_k3", "frequency"), DELETE, ["datasets.stripes_k3.frequency: missing key"],
+                 id="stripes-frequency-missing"),
+    pytest.param(("datasets", "stripes_k3", "frequency"), "high",
+                 ["datasets.stripes_k3.frequency: 'high' is not allowed", "valid number"], id="stripes-frequency-text"),
+    *[pytest.param(("datasets", name, "noise"), 0.6,
+                   [f"datasets.{name}.noise: 0.6 is not allowed", "less than or equal to 0.5"], id=f"{name}-noise")
+      for name in ("playground_spiral", "stripes_k1")],
     *[pytest.param(("seeds",), v, [f"params.yaml: seeds: {v!r} is not allowed", "use a whole number, 1 or more"],
                    id=f"seeds={v!r}")
       for v in (0, -1, 2.5, "five", True)],

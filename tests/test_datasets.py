@@ -12,11 +12,12 @@ import pytest
 import yaml
 from sandbox import ROOT, commit, edit_params, make_project, repro, run, stages_run
 
-from intuition.config import (BandsData, CircleData, ClassificationData, CsvData, GaussData, MoonsData, SpiralData,
-                              XorData, load_params)
+from intuition.config import (BandsData, CircleData, ClassificationData, CsvData, GaussData, MoonsData,
+                              PlaygroundSpiralData, SpiralData, StripesData, XorData, load_params)
 from intuition.datasets import (gauss_sd, make_bands, make_circle, make_dataset, make_gauss, make_linear,
-                                make_moons, make_spiral, make_xor, parse_csv_points, read_csv_points, spiral_from_noise,
-                                split_problem, split_test, split_validation)
+                                make_moons, make_playground_spiral, make_spiral, make_stripes, make_xor,
+                                parse_csv_points, read_csv_points, spiral_from_noise, split_problem, split_test,
+                                split_validation)
 from intuition.types import FitSplit, Points, Splits
 
 from conftest import PARAMS_YAML
@@ -42,7 +43,15 @@ def _rows(X, y=None):
 
 
 # Kinds whose points are drawn with the global seed (the others take a random_state, or a file).
-SEEDED_KINDS = (SpiralData, CircleData, XorData, GaussData)
+SEEDED_KINDS = (SpiralData, CircleData, XorData, GaussData, PlaygroundSpiralData, StripesData)
+SEEDED_MAKERS = {SpiralData: make_spiral, CircleData: make_circle, XorData: make_xor, GaussData: make_gauss,
+                 PlaygroundSpiralData: make_playground_spiral, StripesData: make_stripes}
+
+
+def _points_drawn_from_seed(spec) -> bool:
+    """Whether the seed draws the points themselves (not just their order): Playground's spiral
+    without noise is the same two arms for every seed."""
+    return isinstance(spec, SEEDED_KINDS) and not (isinstance(spec, PlaygroundSpiralData) and spec.noise == 0)
 
 
 def _expected_class_counts(spec) -> tuple[list[int], float]:
@@ -54,11 +63,12 @@ def _expected_class_counts(spec) -> tuple[list[int], float]:
     if isinstance(spec, CsvData):
         return [50] * 3, 0  # the example Iris file: 50 of each species
     half = [spec.n_samples // 2, spec.n_samples - spec.n_samples // 2]
-    if isinstance(spec, (GaussData, MoonsData)):
+    if isinstance(spec, (GaussData, PlaygroundSpiralData, MoonsData)):
         return half, 0
     if isinstance(spec, ClassificationData):
         return half, 0.02  # make_classification: balanced up to its flip_y=0.01 label noise
-    return half, 0.1  # circle, xor: noise flips labels near the boundary; xor's quadrants are drawn at random
+    # circle, xor, stripes: noise flips labels near the boundary; xor's and stripes' points are drawn at random
+    return half, 0.1
 
 
 def _generate(spec, seed=SEED):
@@ -72,8 +82,7 @@ def _generate(spec, seed=SEED):
         return make_bands(spec)
     if isinstance(spec, MoonsData):
         return make_moons(spec)
-    make = {SpiralData: make_spiral, CircleData: make_circle, XorData: make_xor, GaussData: make_gauss}[type(spec)]
-    return make(spec, seed)
+    return SEEDED_MAKERS[type(spec)](spec, seed)
 
 
 def _rotation(angle):
@@ -105,8 +114,8 @@ def test_the_projects_dataset_sizes():
     assert sum(sizes["linear"]) == 500 and len(sizes["linear"]) == 2
     assert sizes["bands"] == [500, 500]
     assert sizes["spiral_easy"] == sizes["spiral_hard"] == [300, 300, 300]
-    assert sizes["gauss"] == sizes["moons"] == [250, 250]
-    assert sum(sizes["circle"]) == sum(sizes["xor"]) == 500
+    assert sizes["gauss"] == sizes["moons"] == sizes["playground_spiral"] == [250, 250]
+    assert sum(sizes["circle"]) == sum(sizes["xor"]) == sum(sizes["stripes_k1"]) == sum(sizes["stripes_k3"]) == 500
     assert sizes["iris_petals"] == [50, 50, 50]
 
 
@@ -127,11 +136,12 @@ def test_same_seed_same_dataset(name):
 def test_different_seed_different_order(name):
     (X1, y1), (X2, y2) = [(p.X, p.y) for p in (_make(name, SEED), _make(name, SEED + 1))]
     assert not np.array_equal(X1, X2)
-    if isinstance(PARAMS.datasets[name], SEEDED_KINDS):
+    if _points_drawn_from_seed(PARAMS.datasets[name]):
         # the seed also draws the points: different points, not just a different order
         assert len(X1) == len(X2) and not np.allclose(_rows(X1, y1), _rows(X2, y2))
     else:
-        # sklearn generators use the dataset's own random_state, a CSV is a CSV: same points, another order
+        # sklearn generators use the dataset's own random_state, a CSV is a CSV, Playground's spiral
+        # without noise is two fixed arms: same points, another order
         np.testing.assert_array_equal(_rows(X1, y1), _rows(X2, y2))
 
 
@@ -288,8 +298,10 @@ def test_split_validation_rejects_an_empty_part(n, fraction):
 
 # ---------------------------------------------------------------------------------- Playground and moons
 # TensorFlow Playground's src/dataset.ts: circle radius 5 (class 1 within 2.5, class 0 on 3.5..5), XOR
-# in ±5 pushed 0.3 off the axes, Gaussians at ±(2, 2) with variance 0.5..4; its noise (0..0.5) flips
-# the circle's and XOR's labels near the boundary without moving points.
+# in ±5 pushed 0.3 off the axes, Gaussians at ±(2, 2) with variance 0.5..4, spiral arms of radius
+# i/n·5 at angle 1.75·i/n·2π (+π for class 0); its noise (0..0.5) flips the circle's and XOR's labels
+# near the boundary without moving points, and moves the spiral's points by up to ±noise. And the
+# stripes at Playground's scale: uniform in ±6, class 1 where sin(k·x1) >= 0.
 
 
 def _circle(noise, n=2000, seed=SEED):
@@ -351,10 +363,88 @@ def test_gauss_blobs_have_playgrounds_centres_and_variance(noise, variance):
         np.testing.assert_allclose(blob.var(axis=0), [variance, variance], rtol=0.1)  # 2000 draws: ~3 % error
 
 
-@pytest.mark.parametrize("kind", [CircleData, XorData, GaussData])
+def _playground_spiral(noise, n=500, seed=SEED):
+    return make_playground_spiral(PlaygroundSpiralData(kind="playground_spiral", n_samples=n, noise=noise), seed)
+
+
+def _stripes(frequency, noise, n=2000, seed=SEED):
+    return make_stripes(StripesData(kind="stripes", n_samples=n, frequency=frequency, noise=noise), seed)
+
+
+def _angle_gap(a, b):
+    """How far apart two angles are, modulo a full turn."""
+    return np.abs(np.angle(np.exp(1j * (np.asarray(a) - b))))
+
+
+def test_playground_spiral_radii_and_angles_are_playgrounds_formula():
+    X, y = _playground_spiral(0.0)
+    assert np.bincount(y).tolist() == [250, 250]
+    i = np.arange(250)
+    for label, delta in [(1, 0.0), (0, np.pi)]:  # genSpiral(0, 1), genSpiral(Math.PI, -1)
+        arm = X[y == label]  # in drawing order (make_dataset shuffles later)
+        np.testing.assert_allclose(np.hypot(*arm.T), i / 250 * 5, atol=1e-12)  # r = i / n * 5
+        t = 1.75 * i / 250 * 2 * np.pi + delta
+        angle = np.arctan2(arm[:, 0], arm[:, 1])  # x = r sin t, y = r cos t
+        assert _angle_gap(angle[1:], t[1:]).max() < 1e-9  # point 0 is the centre, at no angle
+
+
+@pytest.mark.parametrize("n", [500, 7])
+def test_playground_spiral_classes_are_point_symmetric_without_noise(n):
+    X, y = _playground_spiral(0.0, n=n)
+    positive, negative = X[y == 1], X[y == 0]
+    assert len(positive) - len(negative) == n % 2  # an odd point goes to class 1, drawn first
+    np.testing.assert_allclose(negative, -positive[:len(negative)], atol=1e-12)  # turned by π
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.5])
+def test_playground_spiral_noise_moves_points_by_up_to_noise_and_keeps_labels(noise):
+    X, y = _playground_spiral(noise)
+    X0, y0 = _playground_spiral(0.0)
+    np.testing.assert_array_equal(y, y0)
+    moved = X - X0  # randUniform(-1, 1) * noise per coordinate
+    assert np.abs(moved).max() <= noise and np.abs(moved).max() > 0.95 * noise
+    assert abs(moved.mean()) < 0.1 * noise
+    assert not np.allclose(_playground_spiral(noise, seed=SEED + 1)[0], X)
+
+
+@pytest.mark.parametrize("frequency", [1, 3, 12.5])
+def test_stripes_without_noise_are_the_sign_of_sin_k_x1(frequency):
+    X, y = _stripes(frequency, 0.0)
+    np.testing.assert_array_equal(y, (np.sin(frequency * X[:, 0]) >= 0).astype(int))
+    assert np.abs(X).max() <= 6 and (X.min(axis=0) < -5.9).all() and (X.max(axis=0) > 5.9).all()
+    assert abs(y.mean() - 0.5) < 0.05  # sin is odd: half of ±6 is class 1
+
+
+@pytest.mark.parametrize("noise", [0.05, 0.5])
+def test_stripes_noise_flips_labels_near_the_stripes_edges_only(noise):
+    frequency = 1.0
+    X, y = _stripes(frequency, noise)
+    X0, y0 = _stripes(frequency, 0.0)
+    np.testing.assert_array_equal(X, X0)  # the noise does not move the points
+    flipped = y != y0
+    assert flipped.any()
+    edge = np.pi / frequency  # sin(k x1) changes sign at the multiples of π / k
+    to_edge = np.abs(X[flipped, 0] - np.round(X[flipped, 0] / edge) * edge)
+    assert to_edge.max() < 6 * noise  # within an offset's reach (±6·noise on x1) of an edge
+
+
+def test_stripes_frequency_allows_ten_points_per_stripe_on_average():
+    """The schema's limit, k ≤ n_samples·π/120: at the limit the ±6 axis holds 12·k/π stripes of 10
+    points on average."""
+    spec = StripesData(kind="stripes", n_samples=600, frequency=600 * np.pi / 120)
+    X, y = make_stripes(spec, SEED)
+    stripe = np.floor(X[:, 0] * spec.frequency / np.pi)  # which half period of sin(k x1) a point is in
+    _, counts = np.unique(stripe, return_counts=True)
+    assert len(counts) == pytest.approx(12 * spec.frequency / np.pi, abs=1)  # 60 stripes (and a sliver)
+    assert np.median(counts) == pytest.approx(10, abs=2)
+    assert np.all(y[stripe % 2 == 0] == 1) and np.all(y[stripe % 2 == 1] == 0)  # alternating classes
+
+
+@pytest.mark.parametrize("kind", [CircleData, XorData, GaussData, PlaygroundSpiralData, StripesData])
 def test_playground_kinds_are_deterministic_and_keep_an_odd_point(kind):
-    spec = kind(kind=kind.model_fields["kind"].annotation.__args__[0], n_samples=7, noise=0.2)
-    make = {CircleData: make_circle, XorData: make_xor, GaussData: make_gauss}[kind]
+    extra = {"frequency": 0.1} if kind is StripesData else {}  # 7 points allow a frequency up to 7π/120
+    spec = kind(kind=kind.model_fields["kind"].annotation.__args__[0], n_samples=7, noise=0.2, **extra)
+    make = SEEDED_MAKERS[kind]
     (X1, y1), (X2, y2) = make(spec, SEED), make(spec, SEED)
     assert X1.shape == (7, 2) and y1.shape == (7,)
     np.testing.assert_array_equal(X1, X2)
@@ -366,6 +456,9 @@ def test_playground_points_lie_in_playgrounds_plot():
     for name in ("circle", "xor"):
         assert np.abs(_make(name).X).max() <= 5.3  # Playground plots ±6
     assert np.abs(_make("gauss").X).max() < 6
+    assert np.abs(_make("playground_spiral").X).max() < 5
+    for name in ("stripes_k1", "stripes_k3"):
+        assert np.abs(_make(name).X).max() <= 6
 
 
 def test_moons_are_scikit_learns():

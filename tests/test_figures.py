@@ -14,6 +14,7 @@ from matplotlib.colors import to_rgb
 
 from intuition import figures
 from intuition.figures import GalleryPanel, LayerBox, RegionsView
+from intuition.metrics import agreement
 from intuition.types import Grid, Points
 
 KEY = "blobs_relu_2x10"
@@ -40,8 +41,11 @@ def _dataset(n_classes, seed=0) -> RegionsView:
     test = rng.random(len(y)) < 0.25
     y_pred = proba_of(X[test]).argmax(-1)
     return RegionsView(grid=grid, proba=grid.reshape(proba_of(grid.points)), train=Points(X[~test], y[~test]),
-                       test=Points(X[test], y[test]), test_pred=y_pred,
-                       test_accuracy=float((y_pred == y[test]).mean()))
+                       test=Points(X[test], y[test]), test_pred=y_pred)
+
+
+def _test_accuracy(view: RegionsView) -> float:
+    return float((view.test_pred == view.test.y).mean())
 
 
 def _history(n_seeds=5, epochs=50, diverged=None) -> pd.DataFrame:
@@ -85,7 +89,7 @@ def _bands(ax):
 
 def test_training_curves_draw_mean_and_min_max_band_over_seeds(tmp_path):
     history = _history(n_seeds=5)
-    fig = figures.training_curves(history, KEY, representative_seed=2)
+    fig = figures.training_curves(history, KEY, [None] * 5, representative_seed=2)
     _check(fig, tmp_path, "curves")
     assert "mean over 5 seeds, band = min–max" in fig.get_suptitle()
     loss_ax, accuracy_ax = fig.axes[:2]
@@ -105,7 +109,7 @@ def test_training_curves_draw_mean_and_min_max_band_over_seeds(tmp_path):
 
 
 def test_training_curves_with_one_seed_draw_no_band(tmp_path):
-    fig = figures.training_curves(_history(n_seeds=1), KEY, representative_seed=0)
+    fig = figures.training_curves(_history(n_seeds=1), KEY, [None], representative_seed=0)
     _check(fig, tmp_path, "curves_one_seed")
     assert "1 seed" in fig.get_suptitle() and "band" not in fig.get_suptitle()
     assert not _bands(fig.axes[0]) and not _bands(fig.axes[1])
@@ -114,7 +118,8 @@ def test_training_curves_with_one_seed_draw_no_band(tmp_path):
 def test_training_curves_survive_a_diverged_seed(tmp_path):
     history = _history(n_seeds=5, diverged={3: 29})
     history.loc[(history.seed == 3) & (history.epoch == 28), "loss"] = np.inf
-    fig = figures.training_curves(history, KEY)
+    # The epoch marked is train@'s (training.json), not one re-derived from the history.
+    fig = figures.training_curves(history, KEY, [None, None, None, 28, None])
     _check(fig, tmp_path, "curves_diverged")
     assert any("seed 3 diverged at epoch 28" in t for t in _texts(fig))
     loss_labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -128,9 +133,17 @@ def test_training_curves_survive_a_diverged_seed(tmp_path):
 def test_training_curves_survive_divergence_at_the_first_epoch(tmp_path):
     history = pd.DataFrame(dict(seed=[0, 0, 1, 1], epoch=[0, 1, 0, 1], loss=[0.7, np.nan, 0.7, np.inf],
                                 accuracy=[0.5] * 4, val_loss=[0.7, np.nan, 0.7, np.nan], val_accuracy=[0.5] * 4))
-    fig = figures.training_curves(history, KEY)
+    fig = figures.training_curves(history, KEY, [1, 1])
     _check(fig, tmp_path, "curves_nan_after_epoch_0")
     assert any("seeds 0, 1 diverged at epoch 1" in t for t in _texts(fig))
+
+
+def test_training_curves_mark_each_divergence_epoch_once_with_its_seeds():
+    history = _history(n_seeds=4, diverged={0: 30, 1: 10, 3: 30})
+    fig = figures.training_curves(history, KEY, [30, 10, None, 30])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert [label for label in labels if "diverged" in label] == [
+        "seeds 0, 3 diverged at epoch 30", "seed 1 diverged at epoch 10"]
 
 
 # --- agreement between seeds ---------------------------------------------------------------------
@@ -140,28 +153,58 @@ def _one_hot_proba(labels, k=2):
     return np.eye(k)[labels]
 
 
-def test_seed_agreement_share_matches_a_hand_count(tmp_path):
+def _agreement_share(fig) -> float:
+    return float(re.search(r"agree on ([\d.]+)% of the plotted region", fig.get_suptitle()).group(1))
+
+
+def test_seed_agreement_shows_the_metrics_agreement_on_a_hand_count(tmp_path):
     grid = Grid(*np.meshgrid(np.arange(4.0), np.arange(4.0)))
     votes = np.zeros((3, 4, 4), dtype=int)  # three seeds, all class 0 ...
     votes[1, 0, :3] = 1  # ... except seed 1 on three cells of row 0
-    proba = _one_hot_proba(votes)
-    proba[2, 1, 0] = np.nan  # and seed 2, which has no output at one cell of row 1
-    # All three agree on 16 - 3 - 1 = 12 of the 16 cells.
-    agreeing = figures.agreeing_seeds(proba)
-    assert agreeing[0, :3].tolist() == [2, 2, 2] and agreeing[1, 0] == 2 and (agreeing == 3).sum() == 12
+    agreed = agreement(_one_hot_proba(votes))
+    # All three agree on 16 - 3 = 13 of the 16 cells; on the other three, 2 of 3 agree.
+    assert agreed.majority[0].tolist() == [2, 2, 2, 3] and (agreed.majority == 3).sum() == 13
     points = Points(np.array([[0.5, 0.5], [2.5, 2.5]]), np.array([0, 1]))
-    fig = figures.seed_agreement(grid, proba, points, KEY)
+    fig = figures.seed_agreement(grid, agreed, points, KEY)
     _check(fig, tmp_path, "agreement")
-    share = re.search(r"all 3 agree on ([\d.]+)% of the plotted region", fig.get_suptitle())
-    assert share and float(share.group(1)) == 75.0
+    assert "all 3 agree on 81.2% of the plotted region" in fig.get_suptitle()
+    assert _agreement_share(fig) == round(100 * agreed.all_agree, 1) == 81.2
+    np.testing.assert_array_equal(fig.axes[0].collections[0].get_array().reshape(4, 4), agreed.majority)
     bar = fig.axes[-1]
     assert bar.get_ylabel() == "seeds agreeing with the majority (k of 3)"
     assert bar.get_yticks().tolist() == [0, 1, 2, 3]
 
 
+def test_seed_agreement_with_a_diverged_seed_says_how_many_voted(tmp_path):
+    # The same three seeds and a fourth whose outputs are NaN: it has no vote, so the map and the
+    # share are those of the three, and the title says that 3 of 4 voted.
+    grid = Grid(*np.meshgrid(np.arange(4.0), np.arange(4.0)))
+    votes = np.zeros((3, 4, 4), dtype=int)
+    votes[1, 0, :3] = 1
+    proba = np.concatenate([_one_hot_proba(votes), np.full((1, 4, 4, 2), np.nan)])
+    agreed = agreement(proba)
+    assert (agreed.voting, agreed.seeds, agreed.all_agree) == (3, 4, 13 / 16)
+    fig = figures.seed_agreement(grid, agreed, Points(np.array([[0.5, 0.5]]), np.array([0])), KEY)
+    _check(fig, tmp_path, "agreement_diverged")
+    title = fig.get_suptitle()
+    assert "agreement between 4 seeds\n3 of them voted (1 with NaN/inf outputs: no vote)\n" in title
+    assert "all 3 voting seeds agree on 81.2% of the plotted region" in title
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == "voting seeds agreeing with the majority (k of 3)"
+    assert bar.get_yticks().tolist() == [0, 1, 2, 3]
+
+
+def test_seed_agreement_when_no_seed_voted(tmp_path):
+    d = _dataset(2)
+    agreed = agreement(np.full((2, *d.proba.shape), np.nan))
+    fig = figures.seed_agreement(d.grid, agreed, d.train, KEY)
+    _check(fig, tmp_path, "agreement_none")
+    assert "0 of them voted (2 with NaN/inf outputs: no vote)\nthere is no agreement" in fig.get_suptitle()
+
+
 def test_seed_agreement_with_one_seed_agrees_everywhere(tmp_path):
     d = _dataset(3)
-    fig = figures.seed_agreement(d.grid, d.proba[None], d.train, KEY)
+    fig = figures.seed_agreement(d.grid, agreement(d.proba[None]), d.train, KEY)
     _check(fig, tmp_path, "agreement_one_seed")
     assert "all 1 agree on 100.0% of the plotted region" in fig.get_suptitle()
 
@@ -171,10 +214,9 @@ def test_seed_agreement_on_realistic_seeds(tmp_path):
     rng = np.random.default_rng(0)
     # Five seeds: the same model with a random per-class offset each, so the boundaries move a little.
     proba = np.stack([_softmax(np.log(d.proba) + rng.normal(scale=0.8, size=3)) for _ in range(5)])
-    fig = figures.seed_agreement(d.grid, proba, d.train, KEY)
+    fig = figures.seed_agreement(d.grid, agreement(proba), d.train, KEY)
     _check(fig, tmp_path, "agreement_5")
-    share = float(re.search(r"on ([\d.]+)%", fig.get_suptitle()).group(1))
-    assert 0 < share < 100
+    assert 0 < _agreement_share(fig) < 100
 
 
 # --- decision regions ----------------------------------------------------------------------------
@@ -197,8 +239,8 @@ def test_decision_regions_colour_each_class_and_leave_nan_cells_blank(k):
     proba = _one_hot_proba(np.array([[0, 1, 0]] * 3), k)
     proba[:, 2] = np.nan
     none = Points(np.empty((0, 2)), np.empty(0, dtype=int))
-    view = RegionsView(grid, proba, none, none, np.empty(0, dtype=int), float("nan"))
-    fig = figures.decision_regions(view, KEY)
+    view = RegionsView(grid, proba, none, none, np.empty(0, dtype=int))
+    fig = figures.decision_regions(view, KEY, float("nan"))
     ax = fig.axes[0]
     alpha = figures.REGION_ALPHA
     light = lambda name: alpha * np.array(to_rgb(name)) + 1 - alpha  # noqa: E731  (over white)
@@ -209,16 +251,16 @@ def test_decision_regions_colour_each_class_and_leave_nan_cells_blank(k):
 
 def test_decision_regions(tmp_path):
     d = _dataset(3)
-    fig = figures.decision_regions(d, KEY, subtitle=SEED_NOTE)
+    fig = figures.decision_regions(d, KEY, 0.9876, subtitle=SEED_NOTE)
     _check(fig, tmp_path, "regions")
-    assert f"test accuracy {d.test_accuracy:.3f}" in fig.get_suptitle() and SEED_NOTE in fig.get_suptitle()
+    assert "test accuracy 0.988" in fig.get_suptitle() and SEED_NOTE in fig.get_suptitle()
     assert fig.axes[0].get_xlabel() == "x1" and fig.axes[0].get_ylabel() == "x2"
 
 
 def test_decision_regions_with_nan_probabilities(tmp_path):
     d = _dataset(2)
-    view = RegionsView(d.grid, np.full_like(d.proba, np.nan), d.train, d.test, d.test_pred, d.test_accuracy)
-    _check(figures.decision_regions(view, KEY), tmp_path, "regions_nan")
+    view = RegionsView(d.grid, np.full_like(d.proba, np.nan), d.train, d.test, d.test_pred)
+    _check(figures.decision_regions(view, KEY, _test_accuracy(d)), tmp_path, "regions_nan")
 
 
 # --- other single-model figures ------------------------------------------------------------------
@@ -227,9 +269,12 @@ def test_decision_regions_with_nan_probabilities(tmp_path):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_true_vs_predicted(tmp_path, n_classes):
     d = _dataset(n_classes)
-    fig = figures.true_vs_predicted(d.test, d.test_pred, KEY, subtitle=SEED_NOTE)
+    # The accuracies are the metrics' (seeds.csv), named by the rows they are over: not recomputed here.
+    fig = figures.true_vs_predicted(d.test, d.test_pred, KEY, {"validation": 0.91, "test": 0.8766},
+                                    subtitle=SEED_NOTE)
     _check(fig, tmp_path, "true_vs_pred")
-    assert f"predicted (accuracy {d.test_accuracy:.3f})" in fig.axes[1].get_title()
+    assert fig.axes[1].get_title() == "predicted\naccuracy: validation 0.910, test 0.877"
+    assert fig.axes[0].get_title() == f"true labels\n{len(d.test)} points"
     assert SEED_NOTE in fig.get_suptitle()
 
 
@@ -263,7 +308,7 @@ def test_gallery(tmp_path):
     row2 = [GalleryPanel(f"exp{s}", _dataset(2, seed=s), 0.9934, 0.0041) for s in (1, 2, 3)]
     failed = _dataset(3, seed=5)
     failed = RegionsView(failed.grid, np.full_like(failed.proba, np.nan), failed.train, failed.test,
-                         failed.test_pred, failed.test_accuracy)
+                         failed.test_pred)
     row3 = [GalleryPanel("exp4", _dataset(3, seed=4), 0.95, float("nan")),
             GalleryPanel("exp5", failed, 0.412, 0.2, status="2/5 failed to learn")]
     fig = figures.gallery([row2, row3], KEY)

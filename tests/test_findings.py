@@ -1,5 +1,6 @@
 """findings.yaml over seeds: the schema and its errors, comparisons per seed and on the mean,
-pairing seed i with seed i, confounds, failed-to-learn seeds, the validate policy and the report.
+pairing seed i with seed i, confounds, failed-to-learn seeds, literature findings and `expect`, the
+validate policy and the report.
 Pure unit tests on hand-built per-seed tables: nothing is trained."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import yaml
 
 from intuition.config import KNOBS, ParamsError, load_params
 from intuition.findings import (
-    FINDINGS_FILE, Check, CheckOutcome, Outcome, evaluate, failures, knobs_of, load_findings,
+    FINDINGS_FILE, Check, CheckOutcome, Outcome, cited, evaluate, failures, knobs_of, load_findings,
     load_findings_for, parse_findings, to_markdown,
 )
 
@@ -214,9 +215,18 @@ def test_a_table_with_other_seeds_than_params_is_refused():
     (finding([check(op=">", value=0)], overturned_by=["f"]),
      "finding f: overturned_by: only a `source: notebook` finding can be overturned"),
     ({k: v for k, v in finding([check(op=">", value=0)]).items() if k != "source"},
-     "finding f: source: missing key; use `notebook` or `controls`"),
+     "finding f: source: missing key; use one of: notebook, controls, literature"),
     (finding([check(op=">", value=0)], source="paper"),
-     "finding f: source: 'paper' is not allowed; use one of: notebook, controls"),
+     "finding f: source: 'paper' is not allowed; use one of: notebook, controls, literature"),
+    (finding([check(op=">", value=0)], source="literature"),
+     "finding f: citation: missing; a `source: literature` finding names the publication it "
+     'reproduces, e.g. citation: "Hein, Andriushchenko & Bitterwolf, CVPR 2019, arXiv 1812.05720"'),
+    (finding([check(op=">", value=0)], source="literature", citation="  "),
+     "finding f: citation: is empty; give the publication"),
+    (finding([check(op=">", value=0)], citation=1812.05720),
+     "finding f: citation: Input should be a valid string"),
+    (finding([check(op=">", value=0)], expect="fails"),
+     "finding f: expect: 'fails' is not allowed; use one of: holds, does not hold"),
     (finding([check(op=">", value=0)], min_seeds=0),
      "finding f: min_seeds: Input should be greater than or equal to 1"),
     (finding([check(op="~", value=0)]), "finding f: checks[0].op: '~' is not allowed; use one of"),
@@ -275,6 +285,103 @@ def test_load_findings_reads_yaml_and_reports_bad_yaml(tmp_path):
         load_findings(path, {"a"}, 3)
     with pytest.raises(ParamsError, match="file not found"):
         load_findings(tmp_path / "nope.yaml", {"a"}, 3)
+
+
+# ------------------------------------------------------------------- literature and `expect`
+
+CITATION = "Hein, Andriushchenko & Bitterwolf, CVPR 2019, arXiv 1812.05720"
+
+
+def test_literature_needs_a_citation_and_any_finding_may_have_one():
+    raw = {"findings": [finding([check(op=">", value=0)], id="lit", source="literature", citation=CITATION),
+                        finding([check(op=">", value=0)], id="ctl", citation="Hanin & Rolnick 2019")]}
+    lit, ctl = parse_findings(raw, ("a",), N).findings
+    assert (lit.source, lit.citation, lit.expect) == ("literature", CITATION, "holds")
+    assert (ctl.source, ctl.citation) == ("controls", "Hanin & Rolnick 2019")
+
+
+@pytest.mark.parametrize("expect, accuracy, fails", [
+    ("holds", 0.9, None),
+    ("holds", 0.5, "finding f (literature) does not hold: a claim"),
+    ("does not hold", 0.5, None),
+    ("does not hold", 0.9, "finding f (literature) holds, but findings.yaml records it as not "
+                           "reproducing here (expect: does not hold): a claim"),
+])
+def test_validate_fails_when_the_measured_status_differs_from_expect(expect, accuracy, fails):
+    [o] = run(finding([check(op=">=", value=0.8)], source="literature", citation=CITATION, expect=expect),
+              per_seed={"a": table([accuracy] * N)})
+    lines = failures([o])
+    assert o.as_recorded is (fails is None)
+    if fails is None:
+        assert lines == []
+    else:
+        [line] = lines
+        assert line.startswith(fails)
+        assert f"a.test.accuracy: {accuracy:.3f} ± 0.000 (5 seeds) ≥ 0.8" in line  # its numbers
+
+
+def test_verdicts_say_whether_a_claim_reproduces_as_recorded():
+    per_seed = {"a": table([0.5] * N), "b": table([0.9] * N)}
+    knobs = {"a": BASE_KNOBS, "b": {**BASE_KNOBS, "depth": 2, "learning_rate": 0.1}}
+    recorded, back, confounded = run(
+        finding([check(op=">=", value=0.8)], id="r", expect="does not hold"),
+        finding([check(metric="b.test.accuracy", op=">=", value=0.8)], id="back", expect="does not hold"),
+        finding([check(op=">", than="b.test.accuracy")], id="c", source="notebook", varies="depth",
+                expect="does not hold"),
+        per_seed=per_seed, knobs=knobs)
+    assert recorded.short_verdict() == recorded.verdict() == "➖ does not reproduce here (as recorded)"
+    assert back.short_verdict() == "❌ holds, but findings.yaml records it as not reproducing here"
+    assert confounded.short_verdict() == "➖ does not reproduce here (as recorded) (and confounded)"
+    assert confounded.verdict().startswith("➖ does not reproduce here (as recorded) (and confounded: a vs b")
+    # a notebook claim recorded as not reproducing, confounded: as the notebook ran it, it passes
+    assert [line.split(" ", 2)[1] for line in failures([recorded, back, confounded])] == ["back"]
+
+
+def test_a_literature_finding_is_checked_for_confounds_like_controls_only_with_varies():
+    knobs = {"a": BASE_KNOBS, "b": {**BASE_KNOBS, "depth": 2, "learning_rate": 0.1}}
+    per_seed = {"a": table([0.9] * N), "b": table([0.8] * N)}
+    checks = [check(op=">", than="b.test.accuracy", by=0.05)]
+    with_varies, without = run(
+        finding(checks, id="v", source="literature", citation=CITATION, varies="depth"),
+        finding(checks, id="w", source="literature", citation=CITATION),
+        per_seed=per_seed, knobs=knobs)
+    assert with_varies.confounded and not without.confounded and without.pairs == ()
+    [line] = failures([with_varies, without])
+    assert line.startswith("finding v (literature) is confounded: a literature finding with "
+                           "`varies` must differ only in depth")
+    assert "learning_rate 0.01 vs 0.1" in line
+
+
+@pytest.mark.parametrize("citation, markdown", [
+    (CITATION, f"[{CITATION}](https://arxiv.org/abs/1812.05720)"),
+    ("Smith 2020, arXiv:2001.00001v2", "[Smith 2020, arXiv:2001.00001v2](https://arxiv.org/abs/2001.00001)"),
+    ("Hanin & Rolnick, ICML 2019, doi 10.5555/3327144.3327299.",
+     "[Hanin & Rolnick, ICML 2019, doi 10.5555/3327144.3327299.](https://doi.org/10.5555/3327144.3327299)"),
+    ("see https://playground.tensorflow.org", "[see https://playground.tensorflow.org]"
+                                              "(https://playground.tensorflow.org)"),
+    ("A | B, a book, 1999", "A \\| B, a book, 1999"),
+    (None, "–"),
+])
+def test_citations_are_linked_to_their_arxiv_id_doi_or_url(citation, markdown):
+    assert cited(citation) == markdown
+
+
+def test_markdown_shows_a_literature_finding_its_citation_and_a_claim_that_does_not_reproduce():
+    outcomes = run(
+        finding([check(op=">=", value=0.8)], id="far_away", source="literature", citation=CITATION,
+                expect="does not hold"),
+        finding([check(op=">=", value=0.1)], id="mine"),
+        per_seed={"a": table([0.5] * N)})
+    md = to_markdown(outcomes)
+    assert md.splitlines()[0] == "| finding | source | varies | verdict | citation |"
+    assert (f"| [far_away](#far_away) | literature | – | ➖ does not reproduce here (as recorded) | "
+            f"[{CITATION}](https://arxiv.org/abs/1812.05720) |") in md
+    assert "| [mine](#mine) | controls | – | ✅ holds | – |" in md
+    assert "**Claim** (literature): a claim" in md
+    assert f"**Citation:** [{CITATION}](https://arxiv.org/abs/1812.05720)" in md
+    assert "- ✗ a.test.accuracy: 0.500 ± 0.000 (5 seeds) ≥ 0.8 — holds in 0/5 seeds" in md
+    assert "**Verdict:** ➖ does not reproduce here (as recorded)" in md
+    assert md.count("**Citation:**") == 1 and failures(outcomes) == []
 
 
 # ----------------------------------------------------------------------------------------- report

@@ -12,7 +12,7 @@ from matplotlib.image import AxesImage
 
 from intuition import figures
 from intuition.inside import distinct, look_inside
-from intuition.metrics import AGGREGATED, REGIONS, region_row, summarise
+from intuition.metrics import AGGREGATED, REGIONS, agreement, region_row, summarise
 from intuition.network import DenseLayer, Features, Standardize
 from intuition.tracking import summary_metrics
 from intuition.types import Grid, Points
@@ -137,8 +137,8 @@ def _per_seed(regions: dict) -> pd.DataFrame:
 
 
 def test_region_counts_are_aggregated_over_seeds_and_reach_mlflow_names():
-    grid_probas = np.zeros((3, 2, 2, 2))
-    summary = summarise(_per_seed({"regions.grid": [4, 6, 8], "regions.data": [3, 3, np.nan]}), grid_probas)
+    agreed = agreement(np.zeros((3, 2, 2, 2)))
+    summary = summarise(_per_seed({"regions.grid": [4, 6, 8], "regions.data": [3, 3, np.nan]}), agreed)
     assert summary["regions"]["grid"]["mean"] == 6 and summary["regions"]["grid"]["sd"] == 2
     assert summary["regions"]["data"]["max"] == 3  # the NaN seed left out
     flat = summary_metrics(summary)
@@ -146,7 +146,7 @@ def test_region_counts_are_aggregated_over_seeds_and_reach_mlflow_names():
 
 
 def test_networks_without_regions_write_no_region_metrics():
-    summary = summarise(_per_seed({}), np.zeros((3, 2, 2, 2)))
+    summary = summarise(_per_seed({}), agreement(np.zeros((3, 2, 2, 2))))
     assert "regions" not in summary and not any(k.startswith("regions/") for k in summary_metrics(summary))
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from intuition.metrics import (LEARNING_MARGIN, agreement, aggregate, chance, confusion, interval95, learned,
-                               make_grid, representative_seed, scores, seed_row, sharpness)
+from intuition.metrics import (AGGREGATED, LEARNING_MARGIN, agreement, aggregate, chance, confusion, interval95,
+                               learned, make_grid, representative_seed, scores, seed_row, sharpness, summarise)
 from intuition.types import Grid, Points
 
 # A tiny 3-class example: 6 points, 4 predicted right (argmax of each row vs y).
@@ -244,14 +244,52 @@ def test_agreement_on_a_tiny_grid():
         [[0.7, 0.4], [0.2, 0.45]],  # seed 2: classes [[0, 1], [1, 1]]
     ])
     grid_probas = np.stack([first_class, 1 - first_class], axis=-1)  # (seeds, rows, cols, classes)
-    assert agreement(grid_probas) == pytest.approx(3 / 4)
-    assert agreement(grid_probas[:2]) == 1.0
-    assert agreement(grid_probas[:1]) == 1.0  # one seed always agrees with itself
+    agreed = agreement(grid_probas)
+    assert agreed.majority.tolist() == [[3, 2], [3, 3]]
+    assert (agreed.voting, agreed.seeds, agreed.all_agree) == (3, 3, pytest.approx(3 / 4))
+    assert agreement(grid_probas[:2]).all_agree == 1.0
+    assert agreement(grid_probas[:1]).all_agree == 1.0  # one seed always agrees with itself
+
+
+def _one_hot(classes, k=2):
+    return np.eye(k)[classes]
+
+
+def test_a_seed_with_a_nan_output_anywhere_has_no_vote_anywhere():
+    # 3 seeds on a 4 x 4 grid, all class 0, except seed 1 on three cells of row 0; seed 2 has no
+    # output at one cell of row 1. Seed 2 does not vote: 2 voting seeds, agreeing on 16 - 3 = 13 cells.
+    votes = np.zeros((3, 4, 4), dtype=int)
+    votes[1, 0, :3] = 1
+    grid_probas = _one_hot(votes)
+    grid_probas[2, 1, 0] = np.nan
+    agreed = agreement(grid_probas)
+    assert (agreed.voting, agreed.seeds) == (2, 3)
+    assert agreed.majority[0].tolist() == [1, 1, 1, 2] and (agreed.majority == 2).sum() == 13
+    assert agreed.all_agree == pytest.approx(13 / 16)
+
+
+def test_a_fully_diverged_seed_changes_nothing_but_the_number_of_voters():
+    # Four seeds on a 3 x 3 grid, all class 0 except seeds 2 and 3 at cell (0, 0); then a fifth
+    # seed whose outputs are inf (and NaN at one cell) everywhere.
+    votes = np.zeros((4, 3, 3), dtype=int)
+    votes[2:, 0, 0] = 1
+    finite = _one_hot(votes, k=3)
+    diverged = np.concatenate([finite, np.full((1, 3, 3, 3), np.inf)])
+    diverged[4, 1, 1] = np.nan
+    alone, with_diverged = agreement(finite), agreement(diverged)
+    assert (with_diverged.voting, with_diverged.seeds) == (4, 5)
+    np.testing.assert_array_equal(with_diverged.majority, alone.majority)
+    assert with_diverged.all_agree == alone.all_agree == pytest.approx(8 / 9)
+    assert with_diverged.majority[0, 0] == 2  # two vote 0, two vote 1
+
+
+def test_no_voting_seed_leaves_agreement_undefined():
+    agreed = agreement(np.full((2, 3, 3, 2), np.nan))
+    assert (agreed.voting, agreed.seeds) == (0, 2) and math.isnan(agreed.all_agree)
+    assert (agreed.majority == 0).all()
 
 
 def test_summarise_counts_seeds_and_aggregates_every_metric():
-    from intuition.metrics import AGGREGATED, summarise
-
     rows = []
     for seed, (val_loss, learned, diverged) in enumerate([(0.3, True, np.nan), (0.1, True, np.nan), (np.nan, False, 4)]):
         row = {name: 0.5 + seed / 10 for name in AGGREGATED} | {"val.log_loss": val_loss}
@@ -259,9 +297,24 @@ def test_summarise_counts_seeds_and_aggregates_every_metric():
     grid_probas = np.zeros((3, 2, 2, 2))
     grid_probas[..., 0] = 1  # every seed votes class 0 everywhere...
     grid_probas[2] = np.nan  # ...but the diverged one has no vote
-    summary = summarise(pd.DataFrame(rows), grid_probas)
+    summary = summarise(pd.DataFrame(rows), agreement(grid_probas))
     assert (summary["seeds"], summary["learned_seeds"], summary["diverged_seeds"]) == (3, 2, 1)
     assert summary["representative_seed"] == 1  # median (lower middle) of the finite losses 0.1, 0.3
     assert summary["test"]["accuracy"]["mean"] == pytest.approx(0.6)
     assert summary["val"]["log_loss"]["max"] == pytest.approx(0.3)  # the NaN seed left out
-    assert summary["agreement"]["all_seeds_agree"] == 1.0
+    assert summary["agreement"] == {"all_seeds_agree": 1.0, "voting_seeds": 2}
+
+
+def test_metrics_json_and_the_leaderboard_show_the_same_agreement():
+    from stages.report import agreement as leaderboard_cell
+
+    votes = np.zeros((3, 4, 4), dtype=int)
+    votes[1, 0, :3] = 1  # seeds 0 and 2 vote class 0 everywhere, seed 1 class 1 on three cells
+    grid_probas = np.concatenate([_one_hot(votes), np.full((1, 4, 4, 2), np.nan)])  # seed 3 has no vote
+    per_seed = pd.DataFrame([{"seed": s, **{name: 0.5 for name in AGGREGATED}, "learned": True,
+                              "diverged_at_epoch": np.nan} for s in range(4)])
+    summary = summarise(per_seed, agreement(grid_probas))
+    assert summary["agreement"] == {"all_seeds_agree": 13 / 16, "voting_seeds": 3}
+    assert leaderboard_cell(summary) == "0.812 (3 of 4 seeds voted)"
+    summary["agreement"]["voting_seeds"] = 4
+    assert leaderboard_cell(summary) == "0.812"

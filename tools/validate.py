@@ -8,8 +8,10 @@ Not a pipeline stage: the command CI runs after the tests (`python -m tools.vali
 3. the full pipeline (`make run`'s parallel runner), then `dvc status` is clean and a second, plain
    `dvc repro` runs nothing;
 4. every output present and valid (metrics parse, images decode and are not blank);
-5. every finding of findings.yaml holds, and no finding of the project's own controls is confounded
-   (a notebook claim that holds but is confounded passes: it is reported as such);
+5. every finding of findings.yaml says what is measured (its status is its `expect`), in results/
+   and in every draw of robustness.json that is not stale (`make robustness`: more base seeds; a
+   stale draw is named in a warning, not failed), and no finding of the project's own controls is
+   confounded (a notebook claim that holds but is confounded passes: it is reported as such);
 6. a Markdown summary (timings, leaderboard, findings, `dvc metrics diff` against the last commit)
    in validation-summary.md, and appended to $GITHUB_STEP_SUMMARY when that is set.
 """
@@ -29,6 +31,9 @@ import yaml
 from intuition import files
 from intuition.config import PARAMS_FILE, ParamsError, load_params
 from intuition.findings import evaluate, failures, knobs_of, load_findings_for, to_markdown
+from intuition.robustness import (
+    ROBUSTNESS_FILE, Setups, draw_failures, evaluate_draws, recorded_draws, stale_warning,
+)
 
 SUMMARY = Path("validation-summary.md")
 MISSING_OUTPUT = {"deleted", "not in cache"}
@@ -179,13 +184,24 @@ def outputs_valid() -> str:
 
 def findings_hold(summary: list[str]) -> str:
     params = load_params()
+    findings, knobs = load_findings_for(params), knobs_of(params)
     per_seed = {key: files.read_csv(files.EvaluateOutputs(key).seeds) for key in params.experiments}
-    outcomes = evaluate(load_findings_for(params), per_seed, knobs_of(params))
+    outcomes = evaluate(findings, per_seed, knobs)
     summary += ["## Findings", "", to_markdown(outcomes)]
-    if failed := failures(outcomes):
-        raise Invalid("\n".join(failed))
+    record = files.read_json(ROBUSTNESS_FILE) if ROBUSTNESS_FILE.exists() else None
+    recorded = recorded_draws(record, Setups.of(params), params.seed)
+    in_draws = evaluate_draws(findings, recorded, knobs)
+    warning = stale_warning(in_draws)
+    if failed := failures(outcomes) + draw_failures(in_draws):
+        raise Invalid("\n".join(failed + ([warning] if warning else [])))
+    held = sum(o.status == "holds" for o in outcomes)
     confounded = sum(o.confounded for o in outcomes)
-    return f"all {len(outcomes)} findings hold ({confounded} of the notebook's as measured, but confounded)"
+    line = (f"all {len(outcomes)} findings say what is measured ({held} hold, {len(outcomes) - held} "
+            f"recorded as not reproducing; {confounded} of the notebook's hold as measured, but confounded)")
+    if recorded:
+        seeds = ", ".join(str(d.base_seed) for d in recorded)
+        line += f"; as in every draw of {ROBUSTNESS_FILE} that is not stale (base seeds {seeds})"
+    return line if warning is None else f"{line}\n{warning}"
 
 
 def main() -> int:
