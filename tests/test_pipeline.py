@@ -109,14 +109,15 @@ def test_standardized_model_takes_raw_points(project):
 
 
 def test_report_reads_only_what_evaluate_wrote(project):
-    """report's declared inputs are the results/ folder (evaluate's outputs), findings.yaml and its
-    code: deleting the trained models and the data does not stop it."""
+    """report's declared inputs are the results/ folder (evaluate's outputs), findings.yaml,
+    robustness.json (more draws of base seeds) and its code: deleting the trained models and the
+    data does not stop it."""
     from dvc.repo import Repo
 
     with Repo(str(project)) as repo:
         report = next(s for s in repo.index.stages if s.name == "report")
         assert {d.def_path for d in report.deps if not d.def_path.endswith(".py")} == {
-            "results", "findings.yaml", "params.yaml"}
+            "results", "findings.yaml", "robustness.json", "params.yaml"}
     for folder in ("models", "data"):
         (project / folder).rename(project / f"{folder}-away")
     try:
