@@ -22,7 +22,8 @@ from intuition import files
 from intuition.config import ParamsError
 from intuition.findings import evaluate, parse_findings, to_markdown
 from intuition.robustness import (
-    ROBUSTNESS_FILE, Draw, Setups, draw_failures, evaluate_draws, over_base_seeds, recorded_draws, robustness_record, stale_warning,
+    ROBUSTNESS_FILE, Draw, Setups, draw_failures, evaluate_draws, over_base_seeds, recorded_draws,
+    robustness_record, stale_warning,
 )
 from tools import robustness
 

@@ -50,7 +50,8 @@ from intuition import files
 from intuition.config import PARAMS_FILE, ParamsError, load_params
 from intuition.findings import FINDINGS_FILE, Findings, knobs_of, load_findings_for
 from intuition.robustness import (
-    ROBUSTNESS_FILE, Draw, InDraw, InDraws, Setups, evaluate_draws, named_experiments, recorded_draws, robustness_record, stale_warning,
+    ROBUSTNESS_FILE, Draw, InDraw, InDraws, Setups, evaluate_draws, named_experiments, recorded_draws,
+    robustness_record, stale_warning,
 )
 
 EXTRA_SEEDS = (7, 2026)
