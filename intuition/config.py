@@ -6,6 +6,7 @@ problem (key, bad value, what is allowed) and nothing is written.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import sys
@@ -223,6 +224,10 @@ class ExperimentSpec(Strict):
     # What the first layer sees: some of Playground's features of the point (intuition.features),
     # computed inside the model (before standardizing), so the saved model still takes raw points.
     features: list[Literal[playground.NAMES]] = list(playground.DEFAULT)
+    # Playground's regularisation: rate · Σ|w| (l1) and rate · Σw² (l2) over every Dense kernel (not
+    # the biases), added to each seed's loss, as Keras' L1L2 kernel regularizer adds it in `fit`.
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
 
     @model_validator(mode="after")
     def _features_once_each(self):
@@ -277,6 +282,8 @@ class ExperimentSpec(Strict):
             "validation_split": self.validation_split,
             "features": "+".join(self.features),
             "inputs": self.inputs,
+            "l1": self.l1,
+            "l2": self.l2,
         }
 
     def parameter_counts(self) -> list[int]:
@@ -323,7 +330,149 @@ class MlflowSettings(Strict):
 
 # The knobs of ExperimentSpec.knobs(), in the order a report lists them.
 KNOBS = ("dataset", "depth", "width", "activation", "output", "optimizer", "learning_rate",
-         "batch_size", "epochs", "validation_split", "features", "inputs")
+         "batch_size", "epochs", "validation_split", "features", "inputs", "l1", "l2")
+
+# --- Sweeps: a base experiment and axes (knob -> values); its points are the cross product ---------
+
+# What a sweep's axis may vary, and what each accepts (said when a value is not accepted).
+SWEEP_KNOBS = {
+    "depth": "a whole number, 1 or more (hidden layers, all of the width and activation given)",
+    "width": "a whole number, 1 or more (units in every hidden layer)",
+    "activation": f"one of: {', '.join(HIDDEN_ACTIVATIONS)} (every hidden layer)",
+    "optimizer": "one of: sgd, adam",
+    "learning_rate": "a number above 0",
+    "batch_size": "a whole number, 1 or more",
+    "epochs": "a whole number, 1 or more",
+    "inputs": "one of: raw, standardized",
+    "features": f"a list of some of {', '.join(playground.NAMES)}, each once",
+    "l1": "a number, 0 or more",
+    "l2": "a number, 0 or more",
+    "dataset": "the name of a dataset in datasets:",
+}
+# A sweep trains points x seeds networks in one stage on this 2-core machine: 200 points of the
+# default 5 seeds are 1,000 networks, about 15 minutes for 2x100 models over 500 epochs (make bench).
+MAX_SWEEP_POINTS = 200
+
+
+def point_value(value) -> str:
+    """An axis value as it appears in a point's name: 0.001, standardized, x1+x2+sin_x1."""
+    if isinstance(value, list):
+        return "+".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def point_name(values: dict) -> str:
+    """A sweep point's name: its axis values in the axes' order, e.g. `depth=2,width=32,inputs=raw`."""
+    return ",".join(f"{knob}={point_value(value)}" for knob, value in values.items())
+
+
+class SweepPoint(Strict):
+    name: str
+    values: dict[str, Any]  # axis -> this point's value, in the axes' order
+    spec: ExperimentSpec
+
+
+class SweepSpec(Strict):
+    """A map over knobs: the `base` experiment with each combination of the `axes`' values."""
+
+    base: str
+    axes: Annotated[dict[str, list[Any]], Field(min_length=1)]
+    seeds: PositiveInt | None = None  # default: the top-level `seeds`
+
+    def n_points(self) -> int:
+        return math.prod(len(values) for values in self.axes.values())
+
+    def with_values(self, base: ExperimentSpec, values: dict) -> ExperimentSpec:
+        """`base` with some axes set (raises ValueError or ValidationError for a value it does not accept)."""
+        spec = base.model_dump()
+        hidden = base.hidden
+        depth = values.get("depth", len(hidden))
+        widths = {layer.units for layer in hidden}
+        activations = {layer.activation for layer in hidden}
+        if "depth" in values or "width" in values or "activation" in values:
+            if ("width" not in values and len(widths) != 1) or ("activation" not in values and len(activations) != 1):
+                raise ValueError("the base experiment's hidden layers must share one width and one activation "
+                                 "(or the sweep must set both)")
+            width = values.get("width", next(iter(widths), None))
+            activation = values.get("activation", next(iter(activations), None))
+            spec["layers"] = [{"units": width, "activation": activation}] * depth + [spec["layers"][-1]]
+        for knob in ("optimizer", "learning_rate", "batch_size", "epochs", "inputs", "features", "l1", "l2", "dataset"):
+            if knob in values:
+                spec[knob] = values[knob]
+        return ExperimentSpec.model_validate(spec)
+
+    def points(self, base: ExperimentSpec) -> list[SweepPoint]:
+        combos = itertools.product(*self.axes.values())
+        points = []
+        for combo in combos:
+            values = dict(zip(self.axes, combo))
+            points.append(SweepPoint(name=point_name(values), values=values, spec=self.with_values(base, values)))
+        return points
+
+
+def _sweep_problems(name: str, sweep: SweepSpec, params: "Params") -> list[str]:
+    """Every problem of one sweep, one line each, naming the key and what is allowed."""
+    where = f"sweeps.{name}"
+    if sweep.base not in params.experiments:
+        return [f"{where}.base: {sweep.base!r} is not an experiment; defined experiments: {', '.join(params.experiments)}"]
+    base = params.experiments[sweep.base]
+    problems = _shape_problems(where, sweep, base)
+    if problems:
+        return problems
+    for knob, values in sweep.axes.items():
+        if knob not in SWEEP_KNOBS:
+            problems.append(f"{where}.axes.{knob}: unknown knob; a sweep's axes are: {', '.join(SWEEP_KNOBS)}")
+            continue
+        if not values:
+            problems.append(f"{where}.axes.{knob}: [] is not allowed: give at least one value, {SWEEP_KNOBS[knob]}")
+        shown = [point_value(v) for v in values]
+        for value in dict.fromkeys(v for v in shown if shown.count(v) > 1):
+            problems.append(f"{where}.axes.{knob}: {value} is given twice; give each value once")
+        for value in values:
+            problems += _value_problems(where, knob, value, sweep, base, params)
+    if not problems and sweep.n_points() > MAX_SWEEP_POINTS:
+        sizes = " × ".join(str(len(v)) for v in sweep.axes.values())
+        problems.append(f"{where}.axes: {sweep.n_points()} points ({sizes}) is more than {MAX_SWEEP_POINTS}, the limit "
+                        f"for one sweep (each point trains {sweep.seeds or params.seeds} networks in one stage on "
+                        "this machine); split it into several sweeps or give fewer values")
+    return problems
+
+
+# Stand-ins for the other shape axes while one value is checked (they are checked on their own).
+SHAPE_STAND_INS = {"depth": 1, "width": 1, "activation": "relu"}
+
+
+def _shape_problems(where: str, sweep: SweepSpec, base: ExperimentSpec) -> list[str]:
+    """A depth, width or activation axis builds hidden layers of one width and one activation: what
+    the sweep does not set must come from the base, which must then have a single one."""
+    if not {"depth", "width", "activation"} & set(sweep.axes):
+        return []
+    problems = []
+    for knob, values in (("width", [l.units for l in base.hidden]), ("activation", [l.activation for l in base.hidden])):
+        if knob not in sweep.axes and len(set(values)) != 1:
+            found = ", ".join(map(str, dict.fromkeys(values))) or "none (no hidden layer)"
+            problems.append(f"{where}.axes: the base {sweep.base}'s hidden {knob}s are {found}: sweeping depth, width "
+                            f"or activation needs one {knob} from the base, or a {knob} axis")
+    return problems
+
+
+def _value_problems(where: str, knob: str, value, sweep: SweepSpec, base: ExperimentSpec, params: "Params") -> list[str]:
+    """One value of one axis, set on the base: is it accepted, and does the output fit its dataset?"""
+    shown = f"{where}.axes.{knob}: {value!r} is not allowed"
+    if knob == "dataset":
+        if not isinstance(value, str) or value not in params.datasets:
+            return [f"{shown}: use {SWEEP_KNOBS[knob]} {', '.join(params.datasets)}"]
+    elif isinstance(value, bool) or (knob in ("depth", "width", "batch_size", "epochs") and not isinstance(value, int)):
+        return [f"{shown}: use {SWEEP_KNOBS[knob]}"]
+    stand_ins = {k: v for k, v in SHAPE_STAND_INS.items() if k in sweep.axes and k != knob and knob in SHAPE_STAND_INS}
+    try:
+        spec = sweep.with_values(base, stand_ins | {knob: value})
+    except ValidationError:
+        return [f"{shown}: use {SWEEP_KNOBS[knob]}"]
+    except ValueError as exc:
+        return [f"{shown}: {exc}"]
+    problem = _output_problem(spec, params.datasets[spec.dataset].n_classes)
+    return [f"{shown}: the base's {problem}"] if problem else []
 
 
 class Params(Strict):
@@ -335,10 +484,13 @@ class Params(Strict):
     plots: PlotSettings = PlotSettings()
     datasets: Annotated[dict[str, DatasetSpec], Field(min_length=1)]
     experiments: Annotated[dict[str, ExperimentSpec], Field(min_length=1)]
+    sweeps: dict[str, SweepSpec] = {}
 
     @model_validator(mode="after")
     def _cross_references(self):
-        for section in ("datasets", "experiments"):
+        if "sweeps" in self.experiments:  # results/sweeps/ holds the sweeps' results
+            raise ValueError("experiments.sweeps: the key 'sweeps' is reserved for results/sweeps/; name it otherwise")
+        for section in ("datasets", "experiments", "sweeps"):
             for key in getattr(self, section):
                 if not re.match(KEY_PATTERN, key):
                     raise ValueError(
@@ -352,23 +504,36 @@ class Params(Strict):
                     f"{where}.dataset: {exp.dataset!r} is not a dataset; "
                     f"defined datasets: {', '.join(self.datasets)}"
                 )
-            n_classes = self.datasets[exp.dataset].n_classes
-            out = exp.output
-            fits = out.activation == "softmax" and out.units == n_classes
-            fits = fits or (n_classes == 2 and exp.is_binary)
-            if not fits:
-                allowed = f"softmax with {n_classes} units"
-                if n_classes == 2:
-                    allowed = "1 sigmoid unit or " + allowed
-                raise ValueError(
-                    f"{where}.layers[{len(exp.layers) - 1}]: output layer "
-                    f"{{units: {out.units}, activation: {out.activation}}} does not fit dataset "
-                    f"{exp.dataset!r} ({n_classes} classes); allowed: {allowed}"
-                )
+            problem = _output_problem(exp, self.datasets[exp.dataset].n_classes)
+            if problem:
+                raise ValueError(f"{where}.layers[{len(exp.layers) - 1}]: {problem}")
+        problems = [line for name, sweep in self.sweeps.items() for line in _sweep_problems(name, sweep, self)]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    def sweep_points(self, name: str) -> list[SweepPoint]:
+        sweep = self.sweeps[name]
+        return sweep.points(self.experiments[sweep.base])
+
+    def sweep_seeds(self, name: str) -> list[int]:
+        """The seeds every point of the sweep trains with: seed, seed + 1, ..."""
+        return [self.seed + i for i in range(self.sweeps[name].seeds or self.seeds)]
 
     def dataset_of(self, experiment: str) -> DatasetSpec:
         return self.datasets[self.experiments[experiment].dataset]
+
+
+def _output_problem(exp: ExperimentSpec, n_classes: int) -> str | None:
+    """Why the experiment's output layer does not fit a dataset of `n_classes` classes, or None."""
+    out = exp.output
+    if (out.activation == "softmax" and out.units == n_classes) or (n_classes == 2 and exp.is_binary):
+        return None
+    allowed = f"softmax with {n_classes} units"
+    if n_classes == 2:
+        allowed = "1 sigmoid unit or " + allowed
+    return (f"output layer {{units: {out.units}, activation: {out.activation}}} does not fit dataset "
+            f"{exp.dataset!r} ({n_classes} classes); allowed: {allowed}")
 
 
 class ParamsError(Exception):
@@ -410,6 +575,8 @@ def _model_at(parts: list, raw: dict):
         return DATASET_KINDS.get(kind)
     if section == "experiments":
         return LayerSpec if "layers" in parts else ExperimentSpec
+    if section == "sweeps":
+        return SweepSpec
     return None
 
 
@@ -440,6 +607,8 @@ def _describe(error: dict, raw: dict) -> str:
         return f"{loc}: {value!r} is not allowed; use one of: {expected}"
     if kind == "too_short":
         return f"{loc}: {value!r} is not allowed: give at least one item"
+    if kind == "list_type" and parts[:1] == ["sweeps"] and "axes" in parts:
+        return f"{loc}: {value!r} is not allowed: give the axis' values as a list, e.g. [8, 16, 32]"
     if kind == "list_type" and parts[-1] == "features":
         return (f"{loc}: {value!r} is not allowed: give a list, e.g. [x1_squared, x2_squared], of: "
                 f"{', '.join(playground.NAMES)}")
@@ -452,7 +621,7 @@ def parse_params(raw: object, source: Path = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{source}: {_describe(e, raw)}" for e in exc.errors()]
+        lines = [f"{source}: {line}" for e in exc.errors() for line in _describe(e, raw).splitlines()]
         raise ParamsError("\n".join(dict.fromkeys(lines))) from None
 
 

@@ -72,6 +72,22 @@ class EvaluateOutputs:
     evolution_filmstrip = property(lambda self: self.figures / "evolution_filmstrip.png")
 
 
+@dataclass(frozen=True)
+class SweepOutputs:
+    """What sweep@<key> writes: each point's trained seeds (kept between runs, so only new points
+    train), and the sweep's results."""
+
+    key: str
+
+    trained = property(lambda self: MODELS / "sweeps" / self.key)  # <hash>.npz per point (intuition.sweeps)
+    root = property(lambda self: RESULTS / "sweeps" / self.key)
+    points = property(lambda self: self.root / "points.csv")  # one row per point: axes, aggregates over seeds
+    seeds = property(lambda self: self.root / "seeds.csv")  # one row per point and seed
+    metrics = property(lambda self: self.root / "metrics.json")  # the sweep in a few numbers (DVC metrics)
+    lines = property(lambda self: self.root / "accuracy.csv")  # test accuracy along the first axis (DVC plots)
+    figures = property(lambda self: self.root / "figures")  # phase diagrams, small multiples
+
+
 def dataset_file(name: str, part: str) -> Path:
     return DATA / name / f"{part}.csv"
 

@@ -51,9 +51,13 @@ def build_model(spec: ExperimentSpec, seed: int, x_fit: np.ndarray) -> keras.Seq
         normalization = keras.layers.Normalization(name="standardize")
         normalization.adapt(playground.compute(np.asarray(x_fit, dtype="float32"), spec.features))
         preprocessing.append(normalization)
+    # The penalty itself is added by the trainer (intuition.training); the layers carry it so that a
+    # saved model says how it was trained, and Keras' own fit or evaluate would add the same.
+    regularizer = keras.regularizers.L1L2(spec.l1, spec.l2) if spec.l1 or spec.l2 else None
     return keras.Sequential(
         [keras.Input(shape=(N_COORDINATES,)), *preprocessing]
-        + [keras.layers.Dense(layer.units, activation=layer.activation) for layer in spec.layers],
+        + [keras.layers.Dense(layer.units, activation=layer.activation, kernel_regularizer=regularizer)
+           for layer in spec.layers],
         name=model_name(spec),
     )
 

@@ -162,6 +162,7 @@ def params_by_role(spec, dataset_spec, seed: int, seeds: int) -> dict:
         "output_activation": spec.output.activation, "optimizer": spec.optimizer,
         "learning_rate": spec.learning_rate, "batch_size": spec.batch_size, "epochs": spec.epochs,
         "validation_split": spec.validation_split, "features": knobs["features"], "inputs": spec.inputs,
+        "l1": spec.l1, "l2": spec.l2,
         "n_params": sum(spec.parameter_counts()), "layers": spec.architecture(),
         "seeds": seeds, "base_seed": seed,
     }
@@ -210,12 +211,12 @@ def _log(client: MlflowClient, run_id: str, params: dict, metrics: list[Metric],
                      tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
 
-def mark_abandoned_runs(client: MlflowClient, experiment_id: str, key: str) -> list[str]:
-    """Runs of this experiment left RUNNING by a process on this host that no longer exists
-    (killed with -9, machine crash): marked KILLED. Returns their ids."""
+def mark_abandoned_runs(client: MlflowClient, experiment_id: str, key: str, tag: str = "experiment") -> list[str]:
+    """Runs of this experiment (or sweep: `tag`) left RUNNING by a process on this host that no
+    longer exists (killed with -9, machine crash): marked KILLED. Returns their ids."""
     host = socket.gethostname()
     stale = client.search_runs(
-        [experiment_id], f"tags.experiment = '{key}' and attributes.status = 'RUNNING'", max_results=1000)
+        [experiment_id], f"tags.{tag} = '{key}' and attributes.status = 'RUNNING'", max_results=1000)
     killed = []
     for run in stale:
         tags = run.data.tags
@@ -327,3 +328,53 @@ def _log_model(run_id: str, rec: ExperimentRecord) -> None:
             tags={"representative_seed": str(rec.representative)})
         finals = {k: v for k, v in rec.summary.items() if not k.endswith(("_sd", "_min", "_max", "_low", "_high"))}
         mlflow.log_metrics(finals, model_id=info.model_id, dataset=dataset)
+
+
+# --- Sweeps: one parent run per execution, one child run per point (no per-seed runs) ------------
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    name: str  # e.g. depth=2,width=32,inputs=raw
+    params: dict  # params_by_role of the point's experiment
+    summary: dict  # summary_metrics() of its metrics over seeds
+    seconds: float  # its share of the training time (0 when it was trained before)
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    key: str
+    params: dict  # base, axes, points, seeds
+    summary: dict  # the sweep's metrics.json, numbers only
+    points: list[PointRecord]
+    artifacts: list[Path]  # logged on the parent run
+
+
+def record_sweep(experiment_id: str, rec: SweepRecord) -> str:
+    """Create, fill and close a sweep's parent run and one child per point; returns the parent's id.
+    Filter the runs view on `tags.sweep = '<sweep>'` to see them; parallel coordinates over the
+    points' params (hidden_layers, hidden_units, inputs, ...) against test/accuracy compare them."""
+    client = MlflowClient()
+    mark_abandoned_runs(client, experiment_id, rec.key, tag="sweep")
+    now = int(time.time() * 1000)
+    common = {"sweep": rec.key, "host": socket.gethostname(), "pid": str(os.getpid())}
+    standard = resolve_tags({"mlflow.user": getpass.getuser()})
+    parent = client.create_run(experiment_id, start_time=now, run_name=f"sweep {rec.key}",
+                               tags=standard | common | {"role": "sweep"}).info.run_id
+    opened = [parent]
+    with _closing_on_failure(client, opened):
+        _log(client, parent, rec.params, _metrics(rec.summary, now))
+        for point in rec.points:
+            child = client.create_run(experiment_id, start_time=now, run_name=f"{rec.key}: {point.name}",
+                                      tags=standard | common | {"role": "point", "point": point.name,
+                                                                "mlflow.parentRunId": parent}).info.run_id
+            opened.append(child)
+            _log(client, child, point.params | {"sweep": rec.key, "point": point.name}, _metrics(point.summary, now))
+            client.set_terminated(child, RunStatus.to_string(RunStatus.FINISHED))
+        for path in rec.artifacts:
+            if path.is_dir():
+                client.log_artifacts(parent, str(path), path.name)
+            else:
+                client.log_artifact(parent, str(path))
+        client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED))
+    return parent

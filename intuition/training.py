@@ -28,10 +28,9 @@ import pandas as pd
 import tensorflow as tf
 
 import keras
-from intuition.types import Snapshots
+from intuition.types import HISTORY_COLUMNS, Snapshots
 from intuition.models import dense_layers, preprocess
 
-HISTORY_COLUMNS = ("seed", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 METRICS = HISTORY_COLUMNS[2:]
 
 
@@ -78,6 +77,35 @@ def _chunk_ends(epochs: int, epochs_per_call: int, snapshots: list[int]) -> list
     return sorted((set(range(epochs_per_call, epochs, epochs_per_call)) | {epochs} | set(snapshots)) - {0})
 
 
+@dataclass(frozen=True)
+class Slices:
+    """What may differ between the models trained together, element-wise per model."""
+
+    learning_rates: list[float]
+    l1: list[float]
+    l2: list[float]
+
+    @classmethod
+    def uniform(cls, n: int, learning_rate: float, l1: float = 0.0, l2: float = 0.0) -> Slices:
+        return cls([learning_rate] * n, [l1] * n, [l2] * n)
+
+    def __add__(self, other: Slices) -> Slices:
+        return Slices(self.learning_rates + other.learning_rates, self.l1 + other.l1, self.l2 + other.l2)
+
+
+def _penalty(kernels: list, slices: Slices) -> Callable | None:
+    """Keras' L1L2 kernel regularizer per slice: l1 · Σ|w| + l2 · Σw² over every kernel, a (slices,)
+    tensor to add to the slices' losses; None when no slice is regularised (the loss stays as it was)."""
+    if not any(slices.l1) and not any(slices.l2):
+        return None
+    l1, l2 = (tf.constant(rates, tf.float32) for rates in (slices.l1, slices.l2))
+
+    def penalty():
+        return tf.add_n([l1 * tf.reduce_sum(tf.abs(k), axis=[1, 2]) + l2 * tf.reduce_sum(tf.square(k), axis=[1, 2])
+                         for k in kernels])
+    return penalty
+
+
 def _correct(y_true, y_pred, binary: bool):
     """Correct predictions per seed: (seeds, rows, k) -> (seeds,)."""
     if binary:
@@ -100,18 +128,25 @@ def train(
     on_progress: Callable[[pd.DataFrame], None] | None = None,
     loss: Callable | None = None,
     snapshot_count: int = 30,
+    slices: Slices | None = None,
 ) -> TrainingResult:
-    """Train `models` (one per seed, same architecture; seed i shuffles with `seeds[i]`) in place.
+    """Train `models` (one per seed, same Dense shapes; seed i shuffles with `seeds[i]`) in place.
 
     A seed whose loss becomes NaN or infinite stops there and keeps its previous epoch's weights;
     the other seeds go on. `on_progress` gets the rows of every `epochs_per_call`-th epoch and of
     the last. `loss` (per row: (y_true, y_pred) -> loss, default Keras' binary or categorical
     cross-entropy, as the output layer implies) is for tests. The result holds every seed's weights
-    at snapshot_epochs(epochs, snapshot_count) too."""
+    at snapshot_epochs(epochs, snapshot_count) too.
+
+    The models may also be a sweep's points times their seeds ("slices"): they then differ in what
+    is element-wise per slice, `slices`' learning rate and l1/l2 penalty, and in their fixed layers
+    ahead of the Dense ones (inputs standardized or not, features), which each model applies to the
+    rows itself. Everything else (Dense shapes, activations, optimizer, batch size, epochs) is shared."""
     n_seeds = len(models)
-    x, x_val = (tf.constant(preprocess(models[0], a), tf.float32) for a in (data.x, data.x_val))
+    slices = slices or Slices.uniform(n_seeds, float(optimizer.learning_rate.numpy()))
+    x, x_val = (tf.constant(np.stack([preprocess(m, a) for m in models]), tf.float32) for a in (data.x, data.x_val))
     y, y_val = (tf.constant(a, tf.float32) for a in (data.y, data.y_val))
-    n, n_val = int(x.shape[0]), int(x_val.shape[0])
+    n, n_val = int(x.shape[1]), int(x_val.shape[1])
     steps = steps_per_epoch(n, batch_size)
     layers = [dense_layers(m) for m in models]
     kernels = [keras.Variable(tf.stack([seed[j].kernel.value for seed in layers])) for j in range(len(layers[0]))]
@@ -119,6 +154,10 @@ def train(
     activations = [keras.activations.get(layer.activation) for layer in layers[0]]
     weights = kernels + biases
     optimizer.build(weights)
+    # Per slice, shaped to broadcast over each weight: Keras' own update_step multiplies by it element-wise.
+    rates = tf.constant(slices.learning_rates, tf.float32)
+    rates = [tf.reshape(rates, [-1] + [1] * (len(w.shape) - 1)) for w in weights]
+    penalty = _penalty(kernels, slices)
     loss_of = loss or (keras.losses.binary_crossentropy if binary else keras.losses.categorical_crossentropy)
     # Per seed: the weights at the end of its last finite epoch, and whether it is still finite.
     kept = [tf.Variable(w.value, trainable=False) for w in weights]
@@ -130,10 +169,11 @@ def train(
             a = activation(tf.matmul(a, kernel) + bias[:, None, :])
         return a
 
-    def evaluate(xs, ys, rows):
-        pred = forward(tf.broadcast_to(xs, (n_seeds, *xs.shape)))
+    def evaluate(xs, ys, rows):  # the loss with the penalty, as Keras' evaluate reports it
+        pred = forward(xs)
         targets = tf.broadcast_to(ys, (n_seeds, *ys.shape))
-        return tf.reduce_mean(loss_of(targets, pred), axis=-1), _correct(targets, pred, binary) / rows
+        losses = tf.reduce_mean(loss_of(targets, pred), axis=-1)
+        return losses + (penalty() if penalty else 0.0), _correct(targets, pred, binary) / rows
 
     def one_epoch(epoch):
         orders = tf.stack([tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed_ids[s], epoch]))
@@ -141,12 +181,18 @@ def train(
         loss_sum, correct = tf.zeros(n_seeds), tf.zeros(n_seeds)
         for step in tf.range(steps):
             batch = orders[:, step * batch_size : tf.minimum((step + 1) * batch_size, n)]
-            xb, yb = tf.gather(x, batch), tf.gather(y, batch)
+            xb, yb = tf.gather(x, batch, batch_dims=1), tf.gather(y, batch)
             with tf.GradientTape() as tape:
                 pred = forward(xb)
                 losses = tf.reduce_mean(loss_of(yb, pred), axis=-1)  # one mean loss per seed
+                if penalty is not None:
+                    losses += penalty()
                 total = tf.reduce_sum(losses)  # seed s's weights get seed s's gradient only
-            optimizer.apply_gradients(zip(tape.gradient(total, weights), weights))
+            # What optimizer.apply_gradients does here (no clipping, decay or averaging configured),
+            # with each slice's learning rate: Keras' update step, then one more iteration.
+            for gradient, weight, rate in zip(tape.gradient(total, weights), weights, rates):
+                optimizer.update_step(gradient, weight, rate)
+            optimizer.iterations.assign_add(1)
             loss_sum += losses * tf.cast(tf.shape(batch)[1], tf.float32)
             correct += _correct(yb, pred, binary)
         val_loss, val_accuracy = evaluate(x_val, y_val, n_val)

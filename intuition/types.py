@@ -7,6 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# history.csv's columns: per seed and epoch, the loss and accuracy on the fitted and validation rows.
+HISTORY_COLUMNS = ("seed", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
 @dataclass(frozen=True)
 class Points:
     """Labelled 2-D points: raw coordinates `X` (n, 2) and class indices `y` (n,)."""

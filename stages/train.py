@@ -28,7 +28,7 @@ def main() -> None:
         import tensorflow as tf
 
     from intuition.models import build_model, encode_targets, optimizer_for
-    from intuition.training import FitData, train
+    from intuition.training import FitData, Slices, train
 
     tf.config.experimental.enable_op_determinism()
     seeds = [params.seed + i for i in range(params.seeds)]
@@ -46,6 +46,7 @@ def main() -> None:
         FitData(data.fit.X, encode_targets(data.fit.y, spec), data.val.X, encode_targets(data.val.y, spec)),
         epochs=spec.epochs, batch_size=spec.batch_size, seeds=seeds, binary=spec.is_binary,
         epochs_per_call=max(1, spec.epochs // 10), on_progress=progress,
+        slices=Slices.uniform(len(seeds), spec.learning_rate, spec.l1, spec.l2),
     )
     seconds = time.perf_counter() - started
     for i, epoch in enumerate(result.diverged_at):

@@ -37,9 +37,12 @@ def run(project: Path, *args: str, check: bool = True, timeout: float = 1800, **
     return result
 
 
-def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = None, seeds: int = 2) -> Path:
+def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = None, seeds: int = 2,
+                 sweeps: dict | None = None) -> Path:
     """Copy the project into `tmp`, set every experiment's epochs and the number of seeds, keep only
-    `experiments` (and the datasets they use), and commit it in a fresh git repo."""
+    `experiments` (and the datasets they use), and commit it in a fresh git repo. The copy has the
+    `sweeps` given (params.yaml's `sweeps:` shape), none by default: a test that is not about sweeps
+    does not pay for them."""
     project = tmp / "project"
     for name in tracked_files():
         target = project / name
@@ -54,6 +57,7 @@ def make_project(tmp: Path, epochs: int = 3, experiments: list[str] | None = Non
         for spec in params["experiments"].values():
             spec["epochs"] = epochs
         params["seeds"] = seeds
+        params["sweeps"] = sweeps or {}
 
     edit_params(project, shrink)
     if experiments is not None:

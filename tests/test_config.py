@@ -285,7 +285,7 @@ def test_knobs_of_a_one_hidden_layer_relu_network():
     assert spec.knobs() == {
         "dataset": "spiral_hard", "depth": 1, "width": "100", "activation": "relu", "output": "softmax 3",
         "optimizer": "adam", "learning_rate": 0.01, "batch_size": 32, "epochs": 500,
-        "validation_split": 0.2, "features": "x1+x2", "inputs": "raw",
+        "validation_split": 0.2, "features": "x1+x2", "inputs": "raw", "l1": 0.0, "l2": 0.0,
     }
 
 
@@ -295,7 +295,7 @@ def test_knobs_of_a_perceptron_have_no_hidden_width_or_activation():
     assert spec.knobs() == {
         "dataset": "linear", "depth": 0, "width": "none", "activation": "none", "output": "sigmoid 1",
         "optimizer": "sgd", "learning_rate": 0.09, "batch_size": 32, "epochs": 500,
-        "validation_split": 0.3, "features": "x1+x2", "inputs": "standardized",
+        "validation_split": 0.3, "features": "x1+x2", "inputs": "standardized", "l1": 0.0, "l2": 0.0,
     }
 
 

@@ -21,7 +21,7 @@ from intuition.config import ExperimentSpec, load_params, parse_params  # noqa: 
 from intuition.datasets import make_dataset, split_test, split_validation  # noqa: E402
 from intuition.metrics import make_grid  # noqa: E402
 from intuition.models import build_model, dense_layers, encode_targets, optimizer_for  # noqa: E402
-from intuition.training import HISTORY_COLUMNS, FitData, snapshot_epochs, train  # noqa: E402
+from intuition.training import HISTORY_COLUMNS, FitData, Slices, snapshot_epochs, train  # noqa: E402
 
 from conftest import PARAMS_YAML  # noqa: E402
 
@@ -424,3 +424,46 @@ def test_numpy_forward_pass_equals_keras(tmp_path, small_params, name):
         expected = np.hstack([1 - expected, expected])
     np.testing.assert_allclose(proba, expected, atol=1e-5)
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+
+
+# --- Models trained together that differ per slice (a sweep's points): learning rate, l1/l2, inputs
+
+
+def test_an_l2_penalty_is_in_the_loss_as_keras_adds_it():
+    """epoch 0's loss is the cross-entropy plus l2 · Σw² over the kernels: what Keras' evaluate
+    reports for the same model (its layers carry the regularizer)."""
+    spec = _spec(SPIRAL, l2=0.01, l1=0.001)
+    data = _data(spec)
+    run = _train(spec, data, epochs=1, slices=Slices.uniform(1, spec.learning_rate, spec.l1, spec.l2))
+    untrained = build_model(spec, SEED, data.x)
+    expected = float(_keras_loss(spec)(data.y, untrained(data.x))) + float(sum(untrained.losses))
+    first = run.result.history.query("epoch == 0").iloc[0]
+    assert float(sum(untrained.losses)) > 0.01  # the penalty is large enough to be seen
+    assert first["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_penalty_shrinks_the_kernels():
+    spec = _spec(SPIRAL, epochs=15)
+    data = _data(spec)
+    plain, penalised = (_train(_spec(SPIRAL, epochs=15, l2=l2), data, slices=Slices.uniform(1, spec.learning_rate, 0, l2))
+                        for l2 in (0.0, 0.01))
+    norm = lambda run: sum(float(np.square(l.kernel.numpy()).sum()) for l in dense_layers(run.models[0]))  # noqa: E731
+    assert norm(penalised) < 0.8 * norm(plain)
+
+
+def test_slices_with_their_own_learning_rate_and_inputs_train_as_they_would_alone():
+    """Two points of a sweep in one graph (learning rates 0.01 and 0.003, raw and standardized
+    inputs): each ends as it would trained by itself, to float32 rounding (a bigger batched matmul
+    may sum in another order; see intuition.sweeps.trained_names)."""
+    specs = [_spec(SPIRAL, learning_rate=0.01), _spec(SPIRAL, learning_rate=0.003, inputs="standardized", l2=0.001)]
+    data = _data(specs[0])
+    models = [build_model(spec, SEED, data.x) for spec in specs]
+    slices = sum((Slices.uniform(1, s.learning_rate, s.l1, s.l2) for s in specs[1:]),
+                 Slices.uniform(1, specs[0].learning_rate, specs[0].l1, specs[0].l2))
+    together = train(models, optimizer_for(specs[0]), data, epochs=12, batch_size=specs[0].batch_size,
+                     seeds=[SEED, SEED], binary=False, slices=slices)
+    for i, spec in enumerate(specs):
+        alone = _train(spec, data, epochs=12, slices=Slices.uniform(1, spec.learning_rate, spec.l1, spec.l2))
+        np.testing.assert_allclose(_rows(alone.result, 0), _rows(together, i), rtol=1e-4, atol=1e-5)
+        _assert_same_weights(alone.models[0], models[i], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(_rows(together, 0), _rows(together, 1))  # they did train differently

@@ -19,7 +19,9 @@ writes it to bench/latest.md. Run it alone: it measures wall time on a 2-core ma
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import platform
 import subprocess
 import sys
@@ -33,13 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import psutil  # noqa: E402
-from sandbox import make_project, run, set_param, stages_run  # noqa: E402
+import pandas as pd  # noqa: E402
+from sandbox import commit, edit_params, keep_findings_about, make_project, run, set_param, stages_run  # noqa: E402
 
 from intuition.config import load_params  # noqa: E402
 
 LARGEST = "spiral_hard_relu_4x100"
 SMALLEST = "linear_perceptron"
 CHANGED = "spiral_hard_relu_2x100"
+SWEEP = "hard_spiral_depth_width_inputs"  # the default hard-spiral sweep (issue: sweeps ≤ 0.25× experiments)
 # What each stage kind imports before it works (measured alone in a fresh process).
 IMPORTS = {
     "generate": "import stages.generate, sklearn.model_selection",
@@ -276,6 +280,60 @@ def view_costs(project: Path, keys: list[str]) -> list[dict]:
     return rows
 
 
+def as_experiment_key(point: str) -> str:
+    return "p_" + re.sub(r"[^a-z0-9]+", "_", point.lower()).strip("_")
+
+
+def sweep_vs_experiments(tmp: Path, sweep: str = SWEEP) -> dict:
+    """The default hard-spiral sweep, cold, in a fresh copy (`dvc repro sweep@…`, its dataset
+    included) vs the same points as ordinary experiments in another fresh copy, cold, through
+    `make run`'s runner (both cores); and how far each point's mean test accuracy is from its twin's."""
+    params = load_params(ROOT / "params.yaml")
+    points, base = params.sweep_points(sweep), params.sweeps[sweep].base
+    twins = {as_experiment_key(p.name): p for p in points}
+    swept = make_project(tmp / "sweep", epochs=500, experiments=[base], seeds=params.seeds,
+                         sweeps={sweep: params.sweeps[sweep].model_dump(exclude_none=True)})
+    apart = make_project(tmp / "experiments", epochs=500, experiments=[base], seeds=params.seeds)
+
+    def only_the_points(raw):
+        raw["experiments"] = {key: p.spec.model_dump() for key, p in twins.items()}
+    edit_params(apart, only_the_points)
+    keep_findings_about(apart, set())
+    commit(apart, "the sweep's points as experiments")
+    sweep_s, sweep_peaks, _ = cold(swept, "dvc", "repro", f"sweep@{sweep}")
+    apart_s, _, output = cold(apart, "python", "-m", "tools.run")
+    table = pd.read_csv(swept / "results" / "sweeps" / sweep / "points.csv").set_index("point")
+    gaps = []
+    for key, point in twins.items():
+        alone = json.loads((apart / "results" / key / "metrics.json").read_text())["test"]["accuracy"]
+        gaps.append({"point": point.name, "sweep": table.loc[point.name, "test_accuracy"], "alone": alone["mean"],
+                     "sd": alone["sd"]})
+    return {"sweep": sweep, "points": len(points), "sweep_s": sweep_s, "apart_s": apart_s,
+            "stages": len(stages_run(output)), "gaps": pd.DataFrame(gaps),
+            "peak": max(sweep_peaks.values(), default=0)}
+
+
+def sweep_report(result: dict) -> list[str]:
+    gaps = result["gaps"]
+    delta = (gaps["sweep"] - gaps["alone"]).abs()
+    worst = gaps.loc[delta.idxmax()]
+    ratio = result["sweep_s"] / result["apart_s"]
+    return [
+        "",
+        f"| `{result['sweep']}`: {result['points']} points × seeds, 500 epochs, cold, fresh copies | seconds | vs experiments |",
+        "|---|---:|---:|",
+        f"| the points as experiments, `python -m tools.run` ({result['stages']} stages, both cores) | "
+        f"{result['apart_s']:.1f} | 1.00× |",
+        f"| the sweep, `dvc repro sweep@{result['sweep']}` (one stage; groups on both cores) | {result['sweep_s']:.1f} | "
+        f"**{ratio:.2f}×** (target ≤ 0.25×, moonshot 0.1×) |",
+        "",
+        f"Each point's mean test accuracy vs the same experiment alone: {int((delta < 1e-9).sum())} of {len(gaps)} "
+        f"identical; largest difference {delta.max():.4f} ({worst['point']}: {worst['sweep']:.4f} vs "
+        f"{worst['alone']:.4f}, sd over seeds {worst['sd']:.4f}). Peak RSS of the sweep stage "
+        f"{result['peak'] / 2**20:.0f} MiB.",
+    ]
+
+
 def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views: list[dict]) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -339,7 +397,14 @@ def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit-all", action="store_true", help="compare with model.fit for every experiment")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sweep vs its points as experiments")
     args = parser.parse_args()
+    if args.sweep_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            table = "\n".join(sweep_report(sweep_vs_experiments(Path(tmp)))) + "\n"
+        print(table)
+        (ROOT / "bench" / "sweep.md").write_text("# Benchmark (`make bench`, `--sweep-only`)\n" + table)
+        return
     keys = list(load_params(ROOT / "params.yaml").experiments) if args.fit_all else [SMALLEST, LARGEST]
     with tempfile.TemporaryDirectory() as tmp:
         seeds = seeds_cost(Path(tmp))
@@ -347,7 +412,8 @@ def main() -> None:
         snapshots = snapshot_cost()
         pipeline = pipeline_timings(Path(tmp))
         views = view_costs(pipeline["project"], list(load_params(ROOT / "params.yaml").experiments))
-    table = report(seeds, rows, pipeline, snapshots, views)
+        swept = sweep_vs_experiments(Path(tmp))
+    table = report(seeds, rows, pipeline, snapshots, views) + "\n".join(sweep_report(swept)) + "\n"
     print(table)
     (ROOT / "bench" / "latest.md").write_text("# Benchmark (`make bench`)\n\n" + table)
 
