@@ -366,6 +366,11 @@ def point_name(values: dict) -> str:
     return ",".join(f"{knob}={point_value(value)}" for knob, value in values.items())
 
 
+def point_key(sweep: str, point: str) -> str:
+    """A sweep point where an experiment's key would be: `hard_spiral[depth=1,width=8,inputs=raw]`."""
+    return f"{sweep}[{point}]"
+
+
 class SweepPoint(Strict):
     name: str
     values: dict[str, Any]  # axis -> this point's value, in the axes' order
@@ -515,6 +520,11 @@ class Params(Strict):
     def sweep_points(self, name: str) -> list[SweepPoint]:
         sweep = self.sweeps[name]
         return sweep.points(self.experiments[sweep.base])
+
+    def specs(self) -> dict[str, ExperimentSpec]:
+        """Every experiment, and every sweep point as `<sweep>[<point>]` (the name findings.yaml
+        uses for it): what a finding can compare."""
+        return self.experiments | {point_key(name, p.name): p.spec for name in self.sweeps for p in self.sweep_points(name)}
 
     def sweep_seeds(self, name: str) -> list[int]:
         """The seeds every point of the sweep trains with: seed, seed + 1, ..."""

@@ -102,7 +102,11 @@ class Findings(Strict):
 
 
 def split_metric(path: str) -> tuple[str, str]:
-    """'exp.test.accuracy' → ('exp', 'test.accuracy')."""
+    """'exp.test.accuracy' → ('exp', 'test.accuracy'); a sweep point's values may hold dots:
+    'sweep[l2=0.001,width=4].test.accuracy' → ('sweep[l2=0.001,width=4]', 'test.accuracy')."""
+    if "[" in path.partition(".")[0]:
+        point, _, column = path.partition("].")
+        return point + "]", column
     experiment, _, column = path.partition(".")
     return experiment, column
 
@@ -206,13 +210,13 @@ def load_findings(path: Path | str, experiments: Iterable[str], n_seeds: int) ->
 
 
 def load_findings_for(params, path: Path | str = FINDINGS_FILE) -> Findings:
-    """findings.yaml checked against a loaded params.yaml (its experiments and `seeds`)."""
-    return load_findings(path, params.experiments, params.seeds)
+    """findings.yaml checked against a loaded params.yaml (its experiments, sweep points and `seeds`)."""
+    return load_findings(path, params.specs(), params.seeds)
 
 
 def knobs_of(params) -> dict[str, dict]:
-    """Each experiment's knobs (ExperimentSpec.knobs()), the `knobs` argument of evaluate()."""
-    return {key: spec.knobs() for key, spec in params.experiments.items()}
+    """Each experiment's and sweep point's knobs (ExperimentSpec.knobs()), the `knobs` argument of evaluate()."""
+    return {key: spec.knobs() for key, spec in params.specs().items()}
 
 
 # -------------------------------------------------------------------------------------- outcomes

@@ -29,6 +29,19 @@ ABOUT = ("every finding of findings.yaml over more base seeds (params.yaml `seed
 KEPT_COLUMNS = ("seed", "learned")  # of seeds.csv, besides every metric column <group>.<name>
 
 
+# Knobs added after draws were recorded: at their default they change no result, so they are left
+# out of the fingerprint and a draw recorded before them stays current.
+LATER_KNOBS = ("l1", "l2")
+
+
+def _setup(spec) -> dict:
+    setup = spec.model_dump(mode="json")
+    for knob in LATER_KNOBS:
+        if setup[knob] == type(spec).model_fields[knob].default:
+            del setup[knob]
+    return setup
+
+
 @dataclass(frozen=True)
 class Setups:
     """What decides each experiment's per-seed metrics besides the base seed: its params and its
@@ -39,7 +52,7 @@ class Setups:
 
     @classmethod
     def of(cls, params) -> Setups:
-        return cls({key: {"experiment": spec.model_dump(mode="json"),
+        return cls({key: {"experiment": _setup(spec),
                           "dataset": params.datasets[spec.dataset].model_dump(mode="json")}
                     for key, spec in params.experiments.items()}, params.seeds)
 

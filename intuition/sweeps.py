@@ -197,3 +197,37 @@ def sweep_metrics(points: pd.DataFrame) -> dict:
                           "worst": float(points["test_accuracy"].min())},
         "best_point": best["point"] if best is not None else "",
     }
+
+
+# --- A point that is an experiment too: the same numbers, to what training in a group allows -------
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A sweep point whose spec and seeds are an experiment's, and their mean test accuracies."""
+
+    point: str  # config.point_key
+    experiment: str
+    point_mean: float
+    experiment_mean: float
+    tolerance: float  # the larger sd over seeds of the two
+
+    @property
+    def agrees(self) -> bool:
+        return abs(self.point_mean - self.experiment_mean) <= self.tolerance + 1e-9
+
+
+def twins(specs: dict[str, ExperimentSpec], experiments: dict[str, ExperimentSpec]) -> dict[str, str]:
+    """Sweep point key -> the experiment with the same spec (specs: config.Params.specs())."""
+    by_spec = {spec.model_dump_json(): key for key, spec in experiments.items()}
+    return {key: by_spec[spec.model_dump_json()] for key, spec in specs.items()
+            if key not in experiments and spec.model_dump_json() in by_spec}
+
+
+def compare_twin(point: str, experiment: str, per_seed: dict[str, pd.DataFrame]) -> Twin:
+    """A point trained in a group differs from its experiment trained alone only by the float32
+    rounding of bigger batched sums (1e-7 after 30 epochs); over 500 epochs a chaotic seed can
+    amplify that into another trajectory, but no further than seeds differ from each other: the
+    tolerance on the mean test accuracy is one sd over seeds."""
+    a, b = (per_seed[key]["test.accuracy"].astype(float) for key in (point, experiment))
+    return Twin(point, experiment, float(a.mean()), float(b.mean()), float(max(a.std(ddof=1), b.std(ddof=1), 0.0)))

@@ -1,7 +1,10 @@
 """report: a gallery of every experiment's decision regions, a leaderboard of their scores over seeds,
-and whether each finding of findings.yaml holds. Reads only what the evaluate stages wrote (results/),
-and robustness.json (`make robustness`: the per-seed metrics of more draws of base seeds, on which
-each finding is checked as on results/, to say in how many draws it held)."""
+each sweep's maps, and whether each finding of findings.yaml holds. Reads only what the evaluate and
+sweep stages wrote (results/), and robustness.json (`make robustness`: the per-seed metrics of more
+draws of base seeds, on which each finding is checked as on results/, to say in how many draws it
+held)."""
+
+import shutil
 
 import numpy as np
 
@@ -65,12 +68,43 @@ def gallery_panel(key: str, summary: dict) -> figures.GalleryPanel:
     return figures.GalleryPanel(key, view, accuracy["mean"], accuracy["sd"], status(summary))
 
 
+def sweeps_markdown(params) -> str:
+    """Each sweep: what it varies, its best point, how many points learned in every seed, and its
+    phase diagrams (the images sweep@ drew, linked from report/)."""
+    lines = ["# Sweeps", "", "Each sweep trains every combination of its axes' values on its base experiment "
+             "(params.yaml `sweeps:`); mean test accuracy over seeds in each cell, points where a seed failed "
+             "to learn marked. Every point's numbers: `results/sweeps/<sweep>/points.csv`.", ""]
+    for key, sweep in params.sweeps.items():
+        out = files.SweepOutputs(key)
+        summary = files.read_json(out.metrics)
+        axes = " × ".join(f"{knob} ({', '.join(map(str, values))})" for knob, values in sweep.axes.items())
+        lines += [f"## {key}", "", f"Base `{sweep.base}`; axes {axes}: {summary['points']} points × "
+                  f"{summary['seeds']} seeds. Best: `{summary['best_point']}` at {summary['test_accuracy']['best']:.3f}; "
+                  f"worst point {summary['test_accuracy']['worst']:.3f}; {summary['learned_in_every_seed']} of "
+                  f"{summary['points']} points learned in every seed.", ""]
+        lines += [f"![{key}: mean test accuracy](sweeps/{key}.png)", "",
+                  "More maps (after `make run`): " + ", ".join(
+                      f"[{figure.stem}](../{figure.as_posix()})" for figure in sorted(out.figures.glob("*.png"))), ""]
+    return "\n".join(lines)
+
+
+def sweep_pictures(params) -> None:
+    """report/sweeps/<sweep>.png: each sweep's accuracy map over its first two axes, kept in git
+    (the sweep's own figures/ is DVC-cached), so the README and sweeps.md show it on a fresh clone."""
+    with files.atomic_path(files.REPORT / "sweeps") as tmp:
+        tmp.mkdir()
+        for key, sweep in params.sweeps.items():
+            axes = list(sweep.axes)
+            name = f"phase_test_accuracy_{axes[0]}" + (f"_x_{axes[1]}" if len(axes) > 1 else "")
+            shutil.copyfile(files.SweepOutputs(key).figures / f"{name}.png", tmp / f"{key}.png")
+
+
 def main() -> None:
     params = load_or_exit()
     with user_errors():
         findings = load_findings_for(params)
     summaries = {key: files.read_json(files.EvaluateOutputs(key).metrics) for key in params.experiments}
-    per_seed = {key: files.read_csv(files.EvaluateOutputs(key).seeds) for key in params.experiments}
+    per_seed = files.read_per_seed(params.experiments, params.sweeps)
 
     rows: dict[str, list] = {}
     for key, spec in params.experiments.items():
@@ -90,6 +124,8 @@ def main() -> None:
         in_draws = evaluate_draws(findings, draws, knobs)
     held = over_base_seeds(findings, in_draws)
     files.write_text(files.REPORT / "findings.md", "# Findings\n\n" + to_markdown(outcomes, held))
+    sweep_pictures(params)
+    files.write_text(files.REPORT / "sweeps.md", sweeps_markdown(params))
     print(table)
     for outcome in outcomes:
         print(f"finding {outcome.finding.id}: {outcome.short_verdict()}")

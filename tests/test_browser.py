@@ -34,6 +34,10 @@ EXPERIMENT_NAME = "classification-intuition"
 EXPERIMENTS = ["linear_perceptron", "bands_sigmoid_1x10", "spiral_hard_relu_2x100"]
 SHOWN = "spiral_hard_relu_2x100"  # the experiment whose run and model pages are opened
 EPOCHS, SEEDS = 3, 2
+# A small map on SHOWN: its runs are one parent and a child per point (no seed runs).
+SWEEP = "depth_by_width"
+SWEEPS = {SWEEP: {"base": SHOWN, "axes": {"depth": [1, 2], "width": [4, 8]}}}
+POINTS = 4
 RENDER_TIMEOUT = 60  # s: the React app is slow to render on 2 cores
 
 pytestmark = pytest.mark.skipif(
@@ -52,7 +56,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """The project cut to EXPERIMENTS, run by `make run`'s runner: mlflow.db, mlruns/, results/."""
-    project = make_project(tmp_path_factory.mktemp("browser"), epochs=EPOCHS, experiments=EXPERIMENTS, seeds=SEEDS)
+    project = make_project(tmp_path_factory.mktemp("browser"), epochs=EPOCHS, experiments=EXPERIMENTS, seeds=SEEDS,
+                           sweeps=SWEEPS)
     run(project, sys.executable, "-m", "tools.run", timeout=600)
     return project
 
@@ -178,7 +183,8 @@ def test_make_ui_url_opens_the_runs_view_with_every_experiment(ui, store, browse
     assert url == runs_view_url(base, experiment_id)
     browser.get(url)
     # One row per experiment (its seeds folded under it); the footer counts seeds too.
-    wait_for_text(browser, EXPERIMENTS + [f"{len(EXPERIMENTS) * (1 + SEEDS)} matching runs"], shots / "runs-view.png")
+    runs = len(EXPERIMENTS) * (1 + SEEDS) + 1 + POINTS  # the sweep: a parent and its points
+    wait_for_text(browser, EXPERIMENTS + [f"sweep {SWEEP}", f"{runs} matching runs"], shots / "runs-view.png")
     assert "/runs?" in browser.current_url and "workflowType=machine_learning" in browser.current_url
 
 
@@ -234,10 +240,29 @@ def test_an_image_grid_plays_the_boundary_evolution_with_its_step_slider(ui, sto
     assert "Step" in page_text(browser)
 
 
-def test_compare_view_of_three_runs_compares_params_by_role(ui, store, browser, shots):
+def parallel_coordinates(browser, params: list[str], shot: Path) -> list[str]:
+    """On the Compare page: Clear All, choose `params` and test/accuracy; the plot's axis titles."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
+    click_text(browser, "Clear All")
+    boxes = browser.find_elements(By.CSS_SELECTOR, "input[role='combobox']")[:2]
+    for box, names in zip(boxes, (params, ["test/accuracy"])):
+        for name in names:
+            box.click()
+            box.send_keys(name)
+            wait_until(browser, lambda d, n=name: d.find_elements(By.XPATH, f"//*[@title={n!r}]"),
+                       f"the option {name}", shot.with_name(shot.name + "-choose.png"))
+            box.send_keys(Keys.ENTER)
+        box.send_keys(Keys.ESCAPE)
+    return wait_until(
+        browser, lambda d: (a := d.execute_script(
+            "return Array.from(document.querySelectorAll('svg text.axis-title')).map(e => e.textContent)"))
+        and len(a) == len(params) + 1 and a, f"{len(params) + 1} parallel-coordinates axes",
+        shot.with_name(shot.name + "-parallel-coordinates.png"))
+
+
+def test_compare_view_of_three_runs_compares_params_by_role(ui, store, browser, shots):
     _, base = ui
     experiment_id, parents, _ = store
     runs = json.dumps([parents[key] for key in EXPERIMENTS], separators=(",", ":"))
@@ -249,21 +274,36 @@ def test_compare_view_of_three_runs_compares_params_by_role(ui, store, browser, 
                   shots / "compare.png")
 
     # Parallel coordinates, as docs/mlflow-ui.md says: three params by role against test accuracy.
-    click_text(browser, "Clear All")
-    params, metrics = browser.find_elements(By.CSS_SELECTOR, "input[role='combobox']")[:2]
-    for box, names in ((params, ["hidden_layers", "hidden_units", "learning_rate"]), (metrics, ["test/accuracy"])):
-        for name in names:
-            box.click()
-            box.send_keys(name)
-            wait_until(browser, lambda d, n=name: d.find_elements(By.XPATH, f"//*[@title={n!r}]"),
-                       f"the option {name}", shots / "compare-choose.png")
-            box.send_keys(Keys.ENTER)
-        box.send_keys(Keys.ESCAPE)
-    axes = wait_until(
-        browser, lambda d: (a := d.execute_script(
-            "return Array.from(document.querySelectorAll('svg text.axis-title')).map(e => e.textContent)"))
-        and len(a) == 4 and a, "four parallel-coordinates axes", shots / "compare-parallel-coordinates.png")
+    axes = parallel_coordinates(browser, ["hidden_layers", "hidden_units", "learning_rate"], shots / "compare")
     assert axes == ["hidden_layers", "hidden_units", "learning_rate", "test/accuracy"]
+
+
+def test_a_sweeps_points_filter_and_compare_in_parallel_coordinates(ui, store, browser, shots):
+    """README: filter the runs view on `tags.sweep = '<sweep>'`; Compare its points; parallel
+    coordinates over the swept params against test/accuracy."""
+    from mlflow.tracking import MlflowClient
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, base = ui
+    experiment_id, _, _ = store
+    client = MlflowClient(f"{base}")
+    points = client.search_runs([experiment_id], f"tags.sweep = '{SWEEP}' and tags.role = 'point'")
+    assert len(points) == POINTS
+    browser.get(url)
+    search = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "input[placeholder*='metrics.rmse']")
+                        or d.find_elements(By.CSS_SELECTOR, "input[placeholder*='Search']"),
+                        "the runs view's search box", shots / "sweep-search.png")[0]
+    search.send_keys(f"tags.sweep = '{SWEEP}'", Keys.ENTER)
+    names = [run.info.run_name for run in points]
+    wait_for_text(browser, [f"sweep {SWEEP}", f"{1 + POINTS} matching runs"], shots / "sweep-filtered.png")
+
+    ids = json.dumps([run.info.run_id for run in points], separators=(",", ":"))
+    browser.get(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment_id])}"
+                "&workflowType=machine_learning")
+    wait_for_text(browser, [f"Comparing {POINTS} Runs", "Parallel Coordinates Plot", *names], shots / "sweep-compare.png")
+    axes = parallel_coordinates(browser, ["hidden_layers", "hidden_units"], shots / "sweep")
+    assert axes == ["hidden_layers", "hidden_units", "test/accuracy"]
 
 
 def test_logged_model_page_is_named_after_its_experiment_with_metrics_and_dataset(ui, store, project, browser, shots):

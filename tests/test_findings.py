@@ -439,3 +439,31 @@ def test_shipped_findings_load_against_params():
     outcomes = evaluate(findings, fake, knobs_of(params))
     assert {o.status for o in outcomes} <= {"holds", "does not hold"}
     assert to_markdown(outcomes).count("\n## ") == len(findings.findings)
+
+
+# ------------------------------------------------------------------------------- sweep points
+
+POINT = "hard[depth=1,l2=0.001]"  # a sweep point's key (config.point_key): its name may hold dots
+
+
+def test_a_finding_can_compare_sweep_points_whose_names_hold_dots():
+    per_seed = {POINT: table([0.99] * N), "hard[depth=2,l2=0.001]": table([0.90] * N)}
+    [o] = run(finding([check(f"{POINT}.test.accuracy", op=">", than="hard[depth=2,l2=0.001].test.accuracy", by=0.05)],
+                      varies="depth"),
+              per_seed=per_seed, experiments=tuple(per_seed))
+    assert o.status == "holds"
+    assert o.finding.experiments() == set(per_seed)
+
+
+def test_an_unknown_sweep_point_is_one_line_naming_the_defined_ones():
+    [line] = errors({"findings": [finding([check(f"{POINT}.test.accuracy", op=">=", value=0.5)])]})
+    assert f"checks[0].metric: '{POINT}.test.accuracy' names no experiment '{POINT}'" in line
+
+
+def test_params_name_every_sweep_point_for_findings(params_dict):
+    from intuition.config import parse_params
+
+    params_dict["sweeps"] = {"s": {"base": "spiral_hard_relu_2x100", "axes": {"l2": [0, 0.001]}}}
+    params = parse_params(params_dict)
+    assert {"s[l2=0]", "s[l2=0.001]"} <= set(params.specs()) and set(params.experiments) <= set(params.specs())
+    assert knobs_of(params)["s[l2=0.001]"]["l2"] == 0.001

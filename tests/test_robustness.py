@@ -504,3 +504,20 @@ def test_integration_make_robustness_on_a_tiny_project(tmp_path):
     findings_md = (project / "report/findings.md").read_text()
     assert "held in 2 of 2 draws (base seeds 42, 43)" in findings_md
     assert "held in 0 of 2 draws (base seeds 42, 43)" in findings_md
+
+
+def test_knobs_added_later_change_no_fingerprint_at_their_default(params_dict):
+    """l1 and l2 came after robustness.json's draws: at 0 an experiment's fingerprint is the one
+    recorded before they existed; set, it differs (its results would)."""
+    from intuition.config import parse_params
+    from intuition.robustness import Setups
+
+    key = "spiral_hard_relu_2x100"
+    params = parse_params(params_dict)
+    before = {"experiment": {k: v for k, v in params.experiments[key].model_dump(mode="json").items()
+                             if k not in ("l1", "l2")},
+              "dataset": params.datasets["spiral_hard"].model_dump(mode="json")}
+    old = Setups({key: before}, params.seeds).fingerprint(key, 7)
+    assert Setups.of(params).fingerprint(key, 7) == old
+    params_dict["experiments"][key]["l2"] = 0.01
+    assert Setups.of(parse_params(params_dict)).fingerprint(key, 7) != old

@@ -144,3 +144,28 @@ def test_a_shape_axis_needs_one_width_and_activation_from_the_base_or_an_axis(pa
                      "width or activation needs one width from the base, or a width axis"]
     params = parse_params(with_sweep(params_dict, axes={"depth": [1, 2], "width": [8]}))
     assert [len(p.spec.hidden) for p in params.sweep_points("s")] == [1, 2]
+
+
+def test_a_point_with_an_experiments_spec_is_its_twin_and_agrees_within_one_sd(params_dict):
+    params = parse_params(with_sweep(params_dict, axes={"width": [100, 8]}))  # width 100 is the base itself
+    twins = sweeps.twins(params.specs(), params.experiments)
+    assert twins == {"s[width=100]": BASE}
+
+    def seeds(*accuracy):
+        return pd.DataFrame({"seed": range(len(accuracy)), "test.accuracy": accuracy})
+    close = sweeps.compare_twin("s[width=100]", BASE, {"s[width=100]": seeds(1.0, 0.98, 1.0), BASE: seeds(1.0, 1.0, 1.0)})
+    assert close.agrees and close.tolerance == pytest.approx(np.std([1.0, 0.98, 1.0], ddof=1))
+    far = sweeps.compare_twin("s[width=100]", BASE, {"s[width=100]": seeds(0.5, 0.52, 0.5), BASE: seeds(1.0, 1.0, 0.98)})
+    assert not far.agrees
+
+
+def test_per_seed_tables_of_sweep_points_read_from_the_sweeps_seeds_csv(tmp_path, monkeypatch):
+    from intuition import files
+
+    monkeypatch.chdir(tmp_path)
+    rows = pd.DataFrame({"point": ["a=1", "a=1", "a=2", "a=2"], "seed": [0, 1, 0, 1],
+                         "test.accuracy": [0.5, 0.6, 0.7, 0.8], "learned": [True] * 4})
+    files.write_csv(files.SweepOutputs("s").seeds, rows)
+    tables = files.read_per_seed([], ["s"])
+    assert list(tables) == ["s[a=1]", "s[a=2]"]
+    assert tables["s[a=2]"]["test.accuracy"].tolist() == [0.7, 0.8] and "point" not in tables["s[a=2]"]

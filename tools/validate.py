@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from intuition import files
+from intuition import files, sweeps
 from intuition.config import PARAMS_FILE, ParamsError, load_params
 from intuition.findings import evaluate, failures, knobs_of, load_findings_for, to_markdown
 from intuition.robustness import (
@@ -182,10 +182,35 @@ def outputs_valid() -> str:
     return f"{len(params.experiments)} metrics files and {images} images valid"
 
 
+def sweeps_valid() -> str:
+    """Every sweep has a row per point and its figures; every point that is also an experiment
+    scores as that experiment does (intuition.sweeps.compare_twin)."""
+    params = load_params()
+    problems = []
+    for key in params.sweeps:
+        out = files.SweepOutputs(key)
+        table, expected = files.read_csv(out.points), [p.name for p in params.sweep_points(key)]
+        if table["point"].tolist() != expected:
+            problems.append(f"{out.points}: points {table['point'].tolist()}, params say {expected}")
+        if not list(out.figures.glob("phase_*.png")):
+            problems.append(f"{out.figures}: no phase diagram")
+    per_seed = files.read_per_seed(params.experiments, params.sweeps)
+    compared = [sweeps.compare_twin(point, experiment, per_seed)
+                for point, experiment in sweeps.twins(params.specs(), params.experiments).items()]
+    problems += [f"{t.point}: mean test accuracy {t.point_mean:.4f}, its twin experiment {t.experiment} "
+                 f"{t.experiment_mean:.4f}: more than one sd over seeds ({t.tolerance:.4f}) apart"
+                 for t in compared if not t.agrees]
+    if problems:
+        raise Invalid("\n".join(problems))
+    same = sum(t.point_mean == t.experiment_mean for t in compared)
+    return (f"{len(params.sweeps)} sweeps, {sum(len(params.sweep_points(k)) for k in params.sweeps)} points; "
+            f"{len(compared)} points that are experiments too agree with them ({same} with the same mean test accuracy)")
+
+
 def findings_hold(summary: list[str]) -> str:
     params = load_params()
     findings, knobs = load_findings_for(params), knobs_of(params)
-    per_seed = {key: files.read_csv(files.EvaluateOutputs(key).seeds) for key in params.experiments}
+    per_seed = files.read_per_seed(params.experiments, params.sweeps)
     outcomes = evaluate(findings, per_seed, knobs)
     summary += ["## Findings", "", to_markdown(outcomes)]
     record = files.read_json(ROBUSTNESS_FILE) if ROBUSTNESS_FILE.exists() else None
@@ -208,6 +233,7 @@ def main() -> int:
     summary = ["# Pipeline validation", ""]
     steps = [("static checks", static_checks), ("dvc.lock is current", lock_is_current),
              ("full pipeline", run_pipeline), ("outputs valid", outputs_valid),
+             ("sweeps valid", sweeps_valid),
              ("findings hold", lambda: findings_hold(summary))]
     rows, failed = [], None
     for name, step in steps:
