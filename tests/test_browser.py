@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -282,21 +283,17 @@ def test_a_sweeps_points_filter_and_compare_in_parallel_coordinates(ui, store, b
     """README: filter the runs view on `tags.sweep = '<sweep>'`; Compare its points; parallel
     coordinates over the swept params against test/accuracy."""
     from mlflow.tracking import MlflowClient
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     url, base = ui
     experiment_id, _, _ = store
     client = MlflowClient(f"{base}")
     points = client.search_runs([experiment_id], f"tags.sweep = '{SWEEP}' and tags.role = 'point'")
     assert len(points) == POINTS
-    browser.get(url)
-    search = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "input[placeholder*='metrics.rmse']")
-                        or d.find_elements(By.CSS_SELECTOR, "input[placeholder*='Search']"),
-                        "the runs view's search box", shots / "sweep-search.png")[0]
-    search.send_keys(f"tags.sweep = '{SWEEP}'", Keys.ENTER)
-    names = [run.info.run_name for run in points]
+    # The runs view keeps its filter in the URL: a link to a sweep's runs (docs/mlflow-ui.md).
+    browser.get(f"{url}&searchFilter={quote(f'tags.sweep = {SWEEP!r}')}")
     wait_for_text(browser, [f"sweep {SWEEP}", f"{1 + POINTS} matching runs"], shots / "sweep-filtered.png")
+    assert "linear_perceptron" not in page_text(browser)
+    names = [run.info.run_name for run in points]
 
     ids = json.dumps([run.info.run_id for run in points], separators=(",", ":"))
     browser.get(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment_id])}"
@@ -335,6 +332,14 @@ def plots_page(project: Path, out: Path, *targets: str) -> tuple[list[str], dict
 
 def test_dvc_plots_page_draws_each_experiments_curves_and_confusion_counts(project, tmp_path):
     order, specs = plots_page(project, tmp_path / "all")
+    # The sweep's chart comes after the experiments' charts, its figures after theirs.
+    swept = [item for item in order if item.startswith("results_sweeps_")]
+    chart = f"results_sweeps_{SWEEP}_accuracy_csv"
+    assert swept[0] == chart and order.index(chart) == 2 * len(EXPERIMENTS) and order[-len(swept) + 1:] == swept[1:]
+    lines = pd.DataFrame(specs[chart]["data"]["values"])
+    assert set(lines["series"]) == {"width=4", "width=8"} and set(lines["axis"]) == {"depth"}
+    assert f"results_sweeps_{SWEEP}_figures_phase_test_accuracy_depth_x_width.png" in swept
+    order = [item for item in order if item not in swept]
     charts = [f"results_{key}_{name}" for key in EXPERIMENTS for name in ("curves_csv", "test_predictions_csv")]
     assert order[:len(charts)] == charts, "every chart first, experiment by experiment"
     images = order[len(charts):]
