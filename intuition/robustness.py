@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from intuition import files
-from intuition.config import ParamsError
+from intuition.config import ParamsError, point_key
 from intuition.findings import Finding, Findings, Outcome, Side, evaluate_finding, split_metric
 
 ROBUSTNESS_FILE = Path("robustness.json")  # every finding over several base seeds (tools.robustness)
@@ -52,9 +52,15 @@ class Setups:
 
     @classmethod
     def of(cls, params) -> Setups:
-        return cls({key: {"experiment": _setup(spec),
-                          "dataset": params.datasets[spec.dataset].model_dump(mode="json")}
-                    for key, spec in params.experiments.items()}, params.seeds)
+        """Every experiment's and sweep point's setup (a sweep with its own `seeds` says so)."""
+        setups = {key: {"experiment": _setup(spec), "dataset": params.datasets[spec.dataset].model_dump(mode="json")}
+                  for key, spec in params.experiments.items()}
+        for sweep in params.sweeps:
+            seeds = {"seeds": params.sweeps[sweep].seeds} if params.sweeps[sweep].seeds else {}
+            setups |= {point_key(sweep, p.name): {"experiment": _setup(p.spec), **seeds,
+                                                  "dataset": params.datasets[p.spec.dataset].model_dump(mode="json")}
+                       for p in params.sweep_points(sweep)}
+        return cls(setups, params.seeds)
 
     def fingerprint(self, experiment: str, base_seed: int) -> str | None:
         """A short hash of what decides an experiment's results with `base_seed`; None for an

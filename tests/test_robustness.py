@@ -173,7 +173,7 @@ def test_setups_hold_each_experiments_and_its_datasets_params(params_dict):
 
     params = parse_params(params_dict)
     setups = Setups.of(params)
-    assert set(setups.experiments) == set(params.experiments) and setups.seeds == params.seeds
+    assert set(setups.experiments) == set(params.specs()) and setups.seeds == params.seeds  # sweep points too
     spec = params.experiments["spiral_hard_relu_2x100"]
     setup = setups.experiments["spiral_hard_relu_2x100"]
     assert setup["experiment"]["learning_rate"] == spec.learning_rate
@@ -395,7 +395,7 @@ def tiny_workspace(tmp_path, params_dict):
     writes them) and robustness.json with one more draw (base seed 7), written here."""
     from intuition.config import parse_params
 
-    params_dict |= {"seeds": N, "experiments": {k: params_dict["experiments"][k] for k in TINY}}
+    params_dict |= {"seeds": N, "experiments": {k: params_dict["experiments"][k] for k in TINY}, "sweeps": {}}
     root = tmp_path / "tiny"
     root.mkdir()
     (root / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
@@ -521,3 +521,26 @@ def test_knobs_added_later_change_no_fingerprint_at_their_default(params_dict):
     assert Setups.of(params).fingerprint(key, 7) == old
     params_dict["experiments"][key]["l2"] = 0.01
     assert Setups.of(parse_params(params_dict)).fingerprint(key, 7) != old
+
+
+def test_a_draw_reads_sweep_points_from_their_sweeps_seeds_csv(tmp_path):
+    rows = pd.DataFrame({"point": ["w=1", "w=1", "w=2", "w=2"], "seed": [0, 1, 0, 1],
+                         "test.accuracy": [0.5, 0.6, 0.7, 0.8], "learned": [True] * 4})
+    files.write_csv(tmp_path / files.SweepOutputs("s").seeds, rows)
+    files.write_csv(tmp_path / files.EvaluateOutputs("e").seeds, rows.drop(columns="point").iloc[:2])
+    draw = robustness.read_draw(tmp_path, 7, ["e", "s[w=2]"])
+    assert sorted(draw.tables) == ["e", "s[w=2]"]
+    assert draw.tables["s[w=2]"]["test.accuracy"].tolist() == [0.7, 0.8]
+    with pytest.raises(robustness.Stop, match=r"s\[w=3\]: no such sweep point"):
+        robustness.read_draw(tmp_path, 7, ["s[w=3]"])
+
+
+def test_sweep_points_have_fingerprints_that_follow_their_sweep(params_dict):
+    from intuition.config import parse_params
+    from intuition.robustness import Setups
+
+    params_dict["sweeps"] = {"s": {"base": "spiral_hard_relu_2x100", "axes": {"width": [8]}}}
+    before = Setups.of(parse_params(params_dict)).fingerprint("s[width=8]", 7)
+    assert before is not None
+    params_dict["sweeps"]["s"]["seeds"] = 3
+    assert Setups.of(parse_params(params_dict)).fingerprint("s[width=8]", 7) != before

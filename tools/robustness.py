@@ -146,19 +146,25 @@ def run_pipeline(copy: Path, base_seed: int) -> None:
 
 
 def read_draw(root: Path, base_seed: int, experiments: list[str]) -> Draw:
-    """The draw of `base_seed`: results/<experiment>/seeds.csv of each of `experiments`, under `root`."""
+    """The draw of `base_seed`: the per-seed rows of each of `experiments` (results/<experiment>/
+    seeds.csv; a sweep point `<sweep>[<point>]`: its rows of results/sweeps/<sweep>/seeds.csv), under `root`."""
+    plain = [key for key in experiments if "[" not in key]
+    sweeps = sorted({key.partition("[")[0] for key in experiments if "[" in key})
     try:
-        return Draw(base_seed, {key: files.read_csv(root / files.EvaluateOutputs(key).seeds)
-                                for key in experiments})
+        tables = files.read_per_seed(plain, sweeps, root)
+        return Draw(base_seed, {key: tables[key] for key in experiments})
     except FileNotFoundError as exc:
         raise Stop(f"error: {exc}") from None
+    except KeyError as exc:
+        raise Stop(f"error: {exc.args[0]}: no such sweep point in results/sweeps/ (run the pipeline)") from None
 
 
 def workspace_is_current(root: Path) -> None:
     """The workspace's results/ are a draw only if they are what its pipeline makes now: `dvc status`
     of every evaluate stage and its upstream stages must say nothing. (A stale report stage does not
     matter: its outputs are not read, and writing robustness.json makes it stale.)"""
-    result = subprocess.run(["dvc", "status", "--json", "--with-deps", "evaluate"], cwd=root,
+    targets = ["evaluate"] + (["sweep"] if load_params(root / PARAMS_FILE).sweeps else [])
+    result = subprocess.run(["dvc", "status", "--json", "--with-deps", *targets], cwd=root,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise Stop(f"error: `dvc status` failed: {(result.stderr or result.stdout).strip()}")
