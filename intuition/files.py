@@ -88,14 +88,14 @@ class SweepOutputs:
     figures = property(lambda self: self.root / "figures")  # phase diagrams, small multiples
 
 
-def read_per_seed(experiments, sweeps, root: Path = Path(".")) -> dict[str, pd.DataFrame]:
+def read_per_seed(experiments, sweeps) -> dict[str, pd.DataFrame]:
     """Every experiment's seeds.csv, and every sweep point's rows of its sweep's seeds.csv under
     `<sweep>[<point>]` (config.point_key): the per-seed tables findings are checked on."""
     from intuition.config import point_key
 
-    tables = {key: read_csv(root / EvaluateOutputs(key).seeds) for key in experiments}
+    tables = {key: read_csv(EvaluateOutputs(key).seeds) for key in experiments}
     for sweep in sweeps:
-        rows = read_csv(root / SweepOutputs(sweep).seeds)
+        rows = read_csv(SweepOutputs(sweep).seeds)
         tables |= {point_key(sweep, point): group.drop(columns="point").reset_index(drop=True)
                    for point, group in rows.groupby("point", sort=False)}
     return tables

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -151,7 +152,8 @@ def read_draw(root: Path, base_seed: int, experiments: list[str]) -> Draw:
     plain = [key for key in experiments if "[" not in key]
     sweeps = sorted({key.partition("[")[0] for key in experiments if "[" in key})
     try:
-        tables = files.read_per_seed(plain, sweeps, root)
+        with contextlib.chdir(root):  # files' paths are relative to a project root
+            tables = files.read_per_seed(plain, sweeps)
         return Draw(base_seed, {key: tables[key] for key in experiments})
     except FileNotFoundError as exc:
         raise Stop(f"error: {exc}") from None
