@@ -435,7 +435,7 @@ def test_shipped_findings_load_against_params():
                 for c in (ch.metric, ch.than) if c}
     fake = {key: pd.DataFrame({"seed": range(params.seeds), "learned": True,
                                **{c: [0.5] * params.seeds for c in columns}})
-            for key in params.experiments}
+            for key in params.specs()}  # experiments and sweep points
     outcomes = evaluate(findings, fake, knobs_of(params))
     assert {o.status for o in outcomes} <= {"holds", "does not hold"}
     assert to_markdown(outcomes).count("\n## ") == len(findings.findings)

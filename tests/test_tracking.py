@@ -85,13 +85,7 @@ def test_temp_and_queued_experiments_all_land_in_the_root_store(project):
         "experiments.linear_perceptron.learning_rate=0.07")
     run(project, "dvc", "exp", "run", "--queue", "-n", "q-bands", "-S",
         "experiments.bands_sigmoid_1x10.learning_rate=0.2")
-    run(project, "dvc", "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = run(project, "dvc", "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    status = run_queue(project, workers=2, limit=600)
     assert "Failed" not in status, status + run(project, "dvc", "queue", "logs", "q-bands", check=False).stdout
     new = [r for r in runs_in(root_store(project)) if r.info.run_id not in before]
     assert sorted((r.data.tags.get("dvc_exp_name"), r.info.run_name, r.info.status) for r in new) == [
@@ -100,6 +94,26 @@ def test_temp_and_queued_experiments_all_land_in_the_root_store(project):
         ("temp-lr", "linear_perceptron", "FINISHED"),
     ]
     assert not list((project / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))
+
+
+def run_queue(project, workers: int, limit: float) -> str:
+    """`dvc queue start`, then wait until nothing is queued or running; the final `dvc queue status`.
+
+    The workers inherit the starting process's stdout and stderr and live until the queue has been
+    idle for a while, so `dvc queue start` is not run with captured output (that would wait for the
+    workers, unbounded). Past `limit` seconds the workers are stopped and the test fails."""
+    subprocess.run(["dvc", "queue", "start", "-j", str(workers)], cwd=project, env=env(), check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    deadline = time.monotonic() + limit
+    try:
+        while True:
+            status = run(project, "dvc", "queue", "status").stdout
+            if "Queued" not in status and "Running" not in status:
+                return status
+            assert time.monotonic() < deadline, f"the queue did not finish in {limit:.0f} s:\n{status}"
+            time.sleep(3)
+    finally:
+        run(project, "dvc", "queue", "stop", "--kill", check=False, timeout=120)
 
 
 @pytest.fixture
