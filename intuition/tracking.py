@@ -76,12 +76,22 @@ def connect(experiment_name: str) -> str:
     if urlparse(uri).scheme in ("http", "https"):
         _check_server(uri)
     mlflow.set_tracking_uri(uri)
-    if not uri.startswith("sqlite:///"):
+    with store_lock():
         return _experiment_id(experiment_name)
+
+
+@contextmanager
+def store_lock():
+    """For a SQLite store, a file lock around MLflow's get-or-create writes, which race between
+    stages running at once: creating the schema and the experiment, and a dataset's row (two
+    evaluate@ of one dataset: "UNIQUE constraint failed: datasets..."). A server needs none."""
+    if not tracking_uri().startswith("sqlite:///"):
+        yield
+        return
     from filelock import FileLock
 
     with FileLock(str(repo_root() / f"{STORE_FILE}.lock"), timeout=60):
-        return _experiment_id(experiment_name)
+        yield
 
 
 def _experiment_id(name: str) -> str:
@@ -321,7 +331,8 @@ def _log_model(run_id: str, rec: ExperimentRecord) -> None:
     sample = rec.training_data[["x1", "x2"]].to_numpy("float32")[:20]
     dataset = mlflow.data.from_pandas(rec.training_data, name=rec.tags["dataset"], targets="y")
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(dataset, context="training")
+        with store_lock():
+            mlflow.log_input(dataset, context="training")
         info = Model.log(
             artifact_path=None, name=rec.key, flavor=mlflow_keras, model=model, signature=infer_signature(sample, model(sample).numpy()),
             pip_requirements=rec.training["requirements"], params=rec.params,

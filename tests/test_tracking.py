@@ -335,3 +335,37 @@ def test_mean_curves_average_the_seeds_that_are_finite_at_each_epoch():
     assert list(curves.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     assert curves.to_dict("list") == {"epoch": [0, 1], "loss": [2.0, 0.5], "accuracy": [0.375, 0.5],
                                       "val_loss": [1.5, 0.5], "val_accuracy": [pytest.approx(0.3), pytest.approx(0.55)]}
+
+
+def _log_one_dataset(root: str, barrier) -> str:
+    """One 'evaluate@': connect to the root store, open a run, link the shared dataset to it."""
+    os.environ["DVC_ROOT"] = root
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    import mlflow
+    import pandas as pd
+
+    from intuition import tracking
+
+    experiment_id = tracking.connect("race")
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"x1": [0.0, 1.0], "x2": [1.0, 0.0], "y": [0, 1]}),
+                                      name="bands", targets="y")
+    with mlflow.start_run(experiment_id=experiment_id) as active:
+        barrier.wait()
+        with tracking.store_lock():
+            mlflow.log_input(dataset, context="training")
+    return active.info.run_id
+
+
+def test_stages_linking_one_dataset_at_once_all_succeed(tmp_path):
+    """MLflow inserts a dataset's row on first use; two stages doing it at the same moment hit
+    SQLite's UNIQUE constraint unless the store lock serialises them (seen in CI)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with context.Pool(4) as pool:
+            run_ids = pool.starmap(_log_one_dataset, [(str(tmp_path), barrier)] * 4)
+    client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    digests = {(i.dataset.name, i.dataset.digest) for r in run_ids for i in client.get_run(r).inputs.dataset_inputs}
+    assert len(set(run_ids)) == 4 and len(digests) == 1
