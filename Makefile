@@ -15,7 +15,7 @@ run: $(STAMP)  ## create .venv, install the pinned dependencies, run the pipelin
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.run
 
 test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small epochs)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q --durations=25 tests
 
 validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipeline, outputs, findings
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.validate
