@@ -262,6 +262,7 @@ class ExperimentRecord:
     representative: int  # seed index whose model and figures represent the experiment
     model_path: Path  # that seed's .keras file
     training_data: pd.DataFrame  # the rows the models were fitted on (x1, x2, y)
+    model_outputs: np.ndarray  # that model's outputs on the first rows of training_data: the logged signature
     artifacts: list[Path]  # files and directories logged on the parent run
     architecture_text: str
     # The representative seed's decision regions at each snapshot epoch: {epoch: image (PIL, or an
@@ -313,28 +314,22 @@ def _log_model(run_id: str, rec: ExperimentRecord) -> None:
     """The representative seed's Keras model, named after the experiment, with its training data
     and final metrics linked to it (MLflow 3's logged-model page shows both).
 
-    Costs measured here: importing Keras ~2.5 s; MLflow's check of the pinned requirements against
-    the installed packages (its first call maps every installed distribution) 0.2 s with a warm
-    file cache, up to 1.9 s cold; the save ~0.7 s. Accepted rather than patched: it is one model
-    per experiment, and the model page is what people open.
-
-    Logged through intuition.mlflow_keras: MLflow's Keras flavour plus this package's code, so that
-    `mlflow.pyfunc.load_model` works in any Python, also for a model with the custom features layer."""
-    from intuition.files import quiet_stderr
-
-    with quiet_stderr(enabled=os.environ.get("INTUITION_VERBOSE") != "1"):
-        import keras
-        from intuition import mlflow_keras  # registers the features layer, for load_model below
+    Logged through intuition.mlflow_keras: MLflow's Keras flavour written from the `.keras` file
+    without importing Keras, plus this package's code, so that `mlflow.pyfunc.load_model` works in
+    any Python, also for a model with the custom features layer. MLflow's check of the pinned
+    requirements against the installed packages costs 0.2 s with a warm file cache, up to 1.9 s cold."""
     from mlflow.models import Model, infer_signature
 
-    model = keras.saving.load_model(rec.model_path)
-    sample = rec.training_data[["x1", "x2"]].to_numpy("float32")[:20]
+    from intuition import mlflow_keras
+
+    sample = rec.training_data[["x1", "x2"]].to_numpy("float32")[:len(rec.model_outputs)]
     dataset = mlflow.data.from_pandas(rec.training_data, name=rec.tags["dataset"], targets="y")
     with mlflow.start_run(run_id=run_id):
         with store_lock():
             mlflow.log_input(dataset, context="training")
         info = Model.log(
-            artifact_path=None, name=rec.key, flavor=mlflow_keras, model=model, signature=infer_signature(sample, model(sample).numpy()),
+            artifact_path=None, name=rec.key, flavor=mlflow_keras, model=rec.model_path,
+            signature=infer_signature(sample, rec.model_outputs),
             pip_requirements=rec.training["requirements"], params=rec.params,
             tags={"representative_seed": str(rec.representative)})
         finals = {k: v for k, v in rec.summary.items() if not k.endswith(("_sd", "_min", "_max", "_low", "_high"))}

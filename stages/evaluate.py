@@ -1,8 +1,8 @@
 """evaluate@<experiment>: score every seed's model, draw the experiment's figures, record its MLflow runs.
 
 Reads what train@ wrote (models/<experiment>/) and the dataset; writes results/<experiment>/, which
-is all that report reads. The forward pass is NumPy; TensorFlow is imported only to log the
-representative seed's model to MLflow in its Keras flavour.
+is all that report reads. The forward pass is NumPy, and the representative seed's model is logged to
+MLflow in its Keras flavour from its `.keras` file: this process never imports TensorFlow.
 """
 
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from intuition import evolution, figures, files, geometry, metrics, tracking
 from intuition.config import Params, load_stage
 from intuition.datasets import split_validation
 from intuition.inside import Inside, count_regions, look_inside
-from intuition.network import class_probabilities, load_layers, predict_proba
+from intuition.network import class_probabilities, hidden_activations, load_layers, predict_proba
 from intuition.types import FitSplit, Grid, Points, Snapshots, Splits
 
 
@@ -175,6 +175,9 @@ def write(inputs: Inputs, scored: Scored, drawings: dict[str, Figure], evolved: 
         (tmp / out.evolution_gif.name).write_bytes(evolution.gif_bytes(evolved.gif_frames))
 
 
+SIGNATURE_ROWS = 20  # rows of the fitted data from which the logged model's signature is inferred
+
+
 def record(experiment_id: str, inputs: Inputs, scored: Scored, evolved: Evolution) -> str:
     """The parent run and one child per seed, from the files just written; returns the parent's id."""
     key, spec, params, trained, out = inputs.key, inputs.spec, inputs.params, inputs.trained, inputs.out
@@ -187,6 +190,7 @@ def record(experiment_id: str, inputs: Inputs, scored: Scored, evolved: Evolutio
         summary=tracking.summary_metrics(scored.summary), representative=scored.rep,
         model_path=trained.model(scored.rep),
         training_data=pd.DataFrame({"x1": fit.X[:, 0], "x2": fit.X[:, 1], "y": fit.y.astype(float)}),
+        model_outputs=hidden_activations(scored.models[scored.rep], fit.X[:SIGNATURE_ROWS])[-1],
         artifacts=[out.metrics, out.seeds, trained.history, out.confusion, out.figures],
         architecture_text=spec.summary(),
         evolution={frame.epoch: evolution.picture(image) for frame, image in zip(evolved.frames, evolved.gif_frames)},

@@ -369,3 +369,49 @@ def test_stages_linking_one_dataset_at_once_all_succeed(tmp_path):
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     digests = {(i.dataset.name, i.dataset.digest) for r in run_ids for i in client.get_run(r).inputs.dataset_inputs}
     assert len(set(run_ids)) == 4 and len(digests) == 1
+
+
+def test_the_flavour_writes_from_the_file_what_mlflow_keras_writes_from_the_model(tmp_path):
+    """intuition.mlflow_keras.save_model writes, from a `.keras` file and without Keras, the MLmodel
+    and files that `mlflow.keras.save_model` writes from the loaded model, plus this package's code
+    and its own loader; `mlflow.pyfunc.load_model` then predicts what the model does."""
+    import keras
+    import mlflow.keras
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import Model, infer_signature
+
+    from intuition import mlflow_keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.save(tmp_path / "seed_0.keras")
+    X = np.random.default_rng(0).normal(size=(5, 2)).astype("float32")
+    signature = infer_signature(X, model(X).numpy())
+    requirements = [f"keras=={keras.__version__}"]
+    mlflow.keras.save_model(model, str(tmp_path / "theirs"), signature=signature, pip_requirements=requirements)
+    mlflow_keras.save_model(tmp_path / "seed_0.keras", tmp_path / "ours", Model(), signature, requirements)
+
+    theirs, ours = Model.load(str(tmp_path / "theirs")), Model.load(str(tmp_path / "ours"))
+    assert ours.flavors["keras"] == theirs.flavors["keras"]
+    assert ours.signature == theirs.signature
+    pyfunc_theirs, pyfunc_ours = theirs.flavors["python_function"], ours.flavors["python_function"]
+    assert pyfunc_ours.pop("loader_module") == "intuition.mlflow_keras" and pyfunc_ours.pop("code") == "code"
+    assert pyfunc_ours == {k: v for k, v in pyfunc_theirs.items() if k != "loader_module"}
+
+    def listing(root):
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert [p for p in listing(tmp_path / "ours") if not p.startswith("code/")] == listing(tmp_path / "theirs")
+    for name in ("requirements.txt", "conda.yaml", "python_env.yaml", "data/keras_module.txt"):
+        assert (tmp_path / "ours" / name).read_text() == (tmp_path / "theirs" / name).read_text(), name
+    assert (tmp_path / "ours" / "data" / "model.keras").read_bytes() == (tmp_path / "seed_0.keras").read_bytes()
+    np.testing.assert_allclose(mlflow.pyfunc.load_model(str(tmp_path / "ours")).predict(X), model(X).numpy(), rtol=1e-6)
+
+
+def test_evaluate_logs_its_model_without_importing_tensorflow(project):
+    """TensorFlow takes seconds to import: evaluate@ scores with NumPy and logs the model from its file."""
+    probe = ("import runpy, sys; sys.argv = ['evaluate', 'linear_perceptron']; "
+             "runpy.run_module('stages.evaluate', run_name='__main__'); "
+             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = run(project, "python", "-c", probe)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
