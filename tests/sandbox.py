@@ -114,9 +114,21 @@ def repro(project: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     return run(project, "dvc", "repro", *args, **kw)
 
 
+def make_run(project: Path, **kw) -> subprocess.CompletedProcess:
+    """`make run`'s runner (`python -m tools.run`): the real `dvc`, a stage per core. The cold runs
+    of the pipeline fixtures use it (both cores instead of one); what follows them is plain
+    `dvc repro`, which must then find nothing to do."""
+    return run(project, sys.executable, "-m", "tools.run", **kw)
+
+
 def stages_run(output: str) -> set[str]:
     """The stages whose command `dvc repro` ran (not those restored from the run cache)."""
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def stages_done(output: str) -> set[str]:
+    """The stages `python -m tools.run` ran to success."""
+    return set(re.findall(r"^\[\d+/\d+\] done (\S+)", output, re.MULTILINE))
 
 
 def experiment_keys(project: Path) -> list[str]:

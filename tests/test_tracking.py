@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sandbox import BIN, commit, env, make_project, repro, run, set_param, stages_run
+from sandbox import BIN, commit, env, make_project, make_run, repro, run, set_param, stages_run
 
 EXPERIMENTS = ["linear_perceptron", "bands_sigmoid_1x10"]
 EXPERIMENT_NAME = "classification-intuition"
@@ -46,7 +46,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("tracking"), epochs=3, experiments=EXPERIMENTS)
-    repro(project)
+    make_run(project)
     commit(project, "pipeline run")
     return project
 
