@@ -19,6 +19,7 @@ from sandbox import (edit_params, env, experiment_keys, make_project, make_run, 
                      stages_run)
 
 from intuition.network import load_layers, predict_proba
+from tools import run as tools_run
 
 EPOCHS = 3
 SEEDS = 2
@@ -145,9 +146,12 @@ def test_second_run_does_nothing(project):
     assert len(runs) == len(experiment_keys(project))
 
 
-def test_learning_rate_change_reruns_only_that_experiment(project):
+def test_learning_rate_change_reruns_only_that_experiment(project, monkeypatch):
     _, before = mlflow_runs(project)
     set_param(project, "experiments.spiral_hard_relu_2x100.learning_rate", 0.002)
+    # make run's plan (params.yaml parsed once for every stage) picks what dvc repro then runs
+    monkeypatch.chdir(project)  # DVC names the stages relative to the working directory
+    assert set(tools_run.plan(project)) == {"train@spiral_hard_relu_2x100", "evaluate@spiral_hard_relu_2x100", "report"}
     result = repro(project)
     assert stages_run(result.stdout) == {
         "train@spiral_hard_relu_2x100", "evaluate@spiral_hard_relu_2x100", "report"}

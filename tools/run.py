@@ -26,6 +26,7 @@ DVC_NO_ANALYTICS, when set, is passed on to every `dvc` this starts, on any mach
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 LOG_DIR = Path(".dvc/tmp/run-logs")
@@ -51,13 +53,36 @@ PASSED_ENV = ("DVC_NO_ANALYTICS",)
 ONE_CORE_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
+@contextmanager
+def params_parsed_once():
+    """Within it, DVC parses each params file once. Its status reads params.yaml again for every
+    stage with a `params:` dependency (ruamel, ~60 ms a time): measured on a no-op `make run` with
+    78 stages, 6.8 s before, of which the parses were most. The file does not change during one
+    status call; every reader gets its own copy of the parse, as it would from the file."""
+    from dvc.dependency import param
+
+    parse = param.load_path
+    parsed = {}
+
+    def load_once(path, fs, **kwargs):
+        if path not in parsed:
+            parsed[path] = parse(path, fs, **kwargs)
+        return copy.deepcopy(parsed[path])
+
+    param.load_path = load_once
+    try:
+        yield
+    finally:
+        param.load_path = parse
+
+
 def plan(root: Path) -> dict[str, list[str]]:
     """Stages to run, upstream first: each stale stage and every stage downstream of it, mapped to
     its upstream stages that are also run."""
     import networkx as nx
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    with Repo(str(root)) as repo, params_parsed_once():
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         stale = set(repo.status(check_updates=False))
         todo = set()
