@@ -4,7 +4,7 @@ reproduced pipeline passes; a stale dvc.lock or a finding that no longer holds f
 from __future__ import annotations
 
 import pytest
-from sandbox import commit, make_project, repro, run, set_param
+from sandbox import commit, make_project, make_run, repro, run, set_param
 
 KEY = "linear_perceptron"
 FINDINGS = f"""findings:
@@ -121,7 +121,7 @@ def test_a_confounded_control_fails_and_a_confounded_notebook_claim_does_not(clo
 """
     for source, code in (("controls", 1), ("notebook", 0)):
         (clone / "findings.yaml").write_text(finding.format(source=source, key=KEY))
-        repro(clone)
+        make_run(clone)  # the first time: two experiments, one per core
         commit(clone, f"twin, {source}")
         result = run(clone, "python", "-m", "tools.validate", check=False)
         assert result.returncode == code, result.stdout + result.stderr
