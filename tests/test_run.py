@@ -32,6 +32,8 @@ name, out, *inputs = sys.argv[1:]
 start = time.time()
 os.makedirs("times", exist_ok=True)
 try:
+    os.makedirs("sleeping", exist_ok=True)
+    open(f"sleeping/{name}", "w").close()  # from here on, Ctrl-C is seen below
     time.sleep(float(os.environ.get("TOY_SLEEP", "1.5")))
 except KeyboardInterrupt:  # Ctrl-C, as a real stage would see it
     open(f"times/{name}.interrupted", "w").close()
@@ -190,10 +192,12 @@ def test_ctrl_c_stops_every_stage_and_exits_130(tmp_path):
                             stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own group, as a terminal's job
     try:
+        # Both in their sleep (a marker each writes inside its try), not only started: a Ctrl-C
+        # during the interpreter's start-up would come before the handler (seen once in CI).
         deadline = time.monotonic() + 30
-        while len(commands := sleeping(project)) < 2 and time.monotonic() < deadline:
+        while len(list((project / "sleeping").glob("*"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(commands) == 2, commands  # a's and e's, sleeping
+        assert len(commands := sleeping(project)) == 2, commands  # a's and e's, sleeping
 
         start = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets SIGINT
