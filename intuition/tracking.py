@@ -94,6 +94,13 @@ def store_lock():
         yield
 
 
+def link_dataset(dataset, context: str = "training") -> None:
+    """Link `dataset` to the active run. MLflow inserts the dataset's row on its first use: under
+    the store lock, as two evaluate@ of one dataset at once would both insert it."""
+    with store_lock():
+        mlflow.log_input(dataset, context=context)
+
+
 def _experiment_id(name: str) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
@@ -325,8 +332,7 @@ def _log_model(run_id: str, rec: ExperimentRecord) -> None:
     sample = rec.training_data[["x1", "x2"]].to_numpy("float32")[:len(rec.model_outputs)]
     dataset = mlflow.data.from_pandas(rec.training_data, name=rec.tags["dataset"], targets="y")
     with mlflow.start_run(run_id=run_id):
-        with store_lock():
-            mlflow.log_input(dataset, context="training")
+        link_dataset(dataset)
         info = Model.log(
             artifact_path=None, name=rec.key, flavor=mlflow_keras, model=rec.model_path,
             signature=infer_signature(sample, rec.model_outputs),

@@ -351,8 +351,7 @@ def _log_one_dataset(root: str, barrier) -> str:
                                       name="bands", targets="y")
     with mlflow.start_run(experiment_id=experiment_id) as active:
         barrier.wait()
-        with tracking.store_lock():
-            mlflow.log_input(dataset, context="training")
+        tracking.link_dataset(dataset)  # what _log_model calls
     return active.info.run_id
 
 
