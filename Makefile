@@ -26,8 +26,8 @@ robustness: $(STAMP)  ## every finding over more base seeds (default 7 and 2026;
 ui: $(STAMP)  ## mlflow ui on mlflow.db at 127.0.0.1:5000 (make ui PORT=5001); prints the runs-view URL
 	$(PY) -m tools.ui --host 127.0.0.1 --port $(or $(PORT),5000)
 
-compare: $(STAMP)  ## dvc exp show narrowed to what differs: the changed knobs and each changed experiment's mean test accuracy
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc exp show --only-changed --drop '(?!Experiment$$|seeds?$$|experiments\.|datasets\.|.*test\.accuracy\.mean$$)'
+compare: $(STAMP)  ## DVC's experiments side by side: per experiment that differs, what changed and its headline numbers (make compare ALL=1: every experiment)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.compare $(if $(ALL),--all)
 
 bench: $(STAMP)  ## 1 vs 5 seeds, trainer vs model.fit, sequential vs parallel pipeline, where the time goes
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.bench

@@ -205,6 +205,16 @@ DatasetSpec = Annotated[
 ]
 
 
+def feature_names(dataset: DatasetSpec) -> tuple[str, str]:
+    """The two inputs as the data names them: your CSV's columns, else x1 and x2."""
+    return (dataset.x1, dataset.x2) if isinstance(dataset, CsvData) else ("x1", "x2")
+
+
+def class_names(dataset: DatasetSpec) -> list[str]:
+    """Each class as the data names it: your CSV's labels, else "class 0", "class 1", ..."""
+    return dataset.labels if isinstance(dataset, CsvData) else [f"class {i}" for i in range(dataset.n_classes)]
+
+
 class LayerSpec(Strict):
     units: PositiveInt
     activation: Literal[HIDDEN_ACTIVATIONS + ("softmax",)]

@@ -8,6 +8,9 @@ looks the same in the data scatter, the probability maps, the decision regions a
 Every experiment is trained over several seeds. `training_curves` and `seed_agreement` show all
 of them; the single-model figures (`probability_maps`, `decision_regions`, `true_vs_predicted`)
 show one representative seed and say which in their title (`subtitle`).
+
+Axes and class legends use the dataset's own names when given (`DataNames`: your CSV's columns
+and labels), else x1, x2 and "class 0", "class 1", ...
 """
 
 from __future__ import annotations
@@ -44,6 +47,24 @@ CURVE_COLORS = {"train": "tab:blue", "validation": "tab:orange"}
 
 
 # --- The named inputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataNames:
+    """What the data calls its two inputs and its classes (config.feature_names, config.class_names)."""
+
+    inputs: tuple[str, str] = ("x1", "x2")
+    classes: tuple[str, ...] | None = None  # None: "class 0", "class 1", ...
+
+    def of_class(self, c: int) -> str:
+        return self.classes[c] if self.classes is not None and c < len(self.classes) else f"class {c}"
+
+    def n_classes(self, at_least: int) -> int:
+        """How many classes a legend lists: every named class, and any class beyond the names."""
+        return max(at_least, len(self.classes or ()))
+
+
+PLAIN = DataNames()
 
 
 @dataclass(frozen=True)
@@ -92,28 +113,36 @@ def _n_classes(*labels):
     return int(max((np.max(y) for y in labels if len(y)), default=1)) + 1
 
 
-def _class_handles(n_classes):
-    return [Line2D([], [], ls="", marker="o", mfc=COLORS[c], mec="k", mew=0.5, label=f"class {c}")
-            for c in range(n_classes)]
+def _class_handles(n_classes, names: DataNames = PLAIN):
+    return [Line2D([], [], ls="", marker="o", mfc=COLORS[c % len(COLORS)], mec="k", mew=0.5,
+                   label=names.of_class(c)) for c in range(names.n_classes(n_classes))]
+
+
+def _missed_handle(n_missed=None):
+    label = "misclassified" if n_missed is None else f"misclassified ({n_missed})"
+    return Line2D([], [], ls="", marker="x", ms=7, mew=1.5, color="red", label=label)
 
 
 def _marker_handles(n_missed=None):
-    missed = "misclassified" if n_missed is None else f"misclassified ({n_missed})"
     return [Line2D([], [], ls="", marker="o", ms=3, mfc="grey", mec="none", label="train"),
             Line2D([], [], ls="", marker="o", ms=6, mfc="grey", mec="k", label="test"),
-            Line2D([], [], ls="", marker="x", ms=7, mew=1.5, color="red", label=missed)]
+            _missed_handle(n_missed)]
 
 
-def _suptitle(fig, title, what, subtitle=""):
-    fig.suptitle(f"{title}: {what}" + (f"\n{subtitle}" if subtitle else ""))
+def _suptitle(fig, title, what, subtitle="", **text):
+    fig.suptitle(f"{title}: {what}" + (f"\n{subtitle}" if subtitle else ""), **text)
 
 
 def _set_limits(ax, grid: Grid):
     ax.set(xlim=(grid.xx.min(), grid.xx.max()), ylim=(grid.yy.min(), grid.yy.max()))
 
 
-def _scatter(ax, points: Points, s=9):
-    ax.scatter(points.X[:, 0], points.X[:, 1], c=_colors(points.y), s=s, edgecolors="k", linewidths=0.3)
+def _scatter(ax, points: Points, s=9, linewidths=0.3):
+    ax.scatter(points.X[:, 0], points.X[:, 1], c=_colors(points.y), s=s, edgecolors="k", linewidths=linewidths)
+
+
+def _label_axes(ax, names: DataNames):
+    ax.set(xlabel=names.inputs[0], ylabel=names.inputs[1])
 
 
 # --- Training curves over seeds ------------------------------------------------------------------
@@ -143,7 +172,8 @@ def training_curves(history: pd.DataFrame, title: str, diverged_at: Sequence[int
     mean and band are over the seeds with a finite value there: a seed that diverged drops out
     (a red dotted line marks the epoch), and an epoch no seed survived is a gap. `diverged_at`
     is train@'s `diverged_at_epoch`: per seed (a value of the `seed` column), the epoch it
-    diverged at, or None. The representative seed, if given, is drawn as a thin line."""
+    diverged at, or None. The representative seed, if given, is drawn as a thin line of each
+    colour, and the legend shows those two thin lines as drawn."""
     history = pd.DataFrame(history)
     n = history["seed"].nunique()
     thin = representative_seed is not None and n > 1
@@ -165,10 +195,9 @@ def training_curves(history: pd.DataFrame, title: str, diverged_at: Sequence[int
             if n > 1:
                 low, high = table.min(axis=1).to_numpy(), table.max(axis=1).to_numpy()
                 ax.fill_between(epochs, low, high, where=np.isfinite(low), color=color, alpha=0.2, lw=0)
-            if thin:
-                ax.plot(epochs, table[representative_seed], style, color=color, lw=0.7)
-        if thin:
-            ax.plot([], [], color="0.3", lw=0.7, label=f"seed {representative_seed} (representative)")
+            if thin:  # labelled on the line itself, so the legend shows it as it is drawn
+                which = f"{name}, seed {representative_seed}" + (" (representative)" if name == "train" else "")
+                ax.plot(epochs, table[representative_seed], style, color=color, lw=0.7, label=which)
         for epoch, bad in divergences.items():  # in the legend: text on the plot would cover the curves
             who = f"seed {bad[0]}" if len(bad) == 1 else "seeds " + ", ".join(map(str, bad))
             ax.axvline(epoch, color="red", ls=":", label=f"{who} diverged at epoch {epoch}")
@@ -188,37 +217,67 @@ def training_curves(history: pd.DataFrame, title: str, diverged_at: Sequence[int
 # --- Agreement between seeds ---------------------------------------------------------------------
 
 
-def seed_agreement(grid: Grid, agreed: Agreement, points: Points, title: str) -> Figure:
+# Least agreement in a dark saturated violet, all agreeing in white: the two ends stay apart on a
+# projector, and the class colours (with their black edges) read on both.
+AGREEMENT_LEAST = "#3f007d"
+
+
+def _agreement_levels(agreed: Agreement, n_classes: int) -> np.ndarray:
+    """The counts the map can hold: the majority of V voting seeds over k classes is never below
+    ceil(V / k) (k seeds can split at most evenly), so the scale runs ceil(V / k)..V."""
+    voting = agreed.voting
+    lowest = -(-voting // max(n_classes, 1))
+    if np.size(agreed.majority):  # never hide a count the map holds (k passed too small)
+        lowest = min(lowest, int(np.min(agreed.majority)))
+    return np.arange(lowest, voting + 1)
+
+
+def _agreement_cmap(n_levels: int) -> ListedColormap:
+    """One colour per level, the least agreement darkest, all agreeing white."""
+    if n_levels == 1:
+        return ListedColormap(["white"])
+    least = np.array(matplotlib.colors.to_rgb(AGREEMENT_LEAST))
+    toward_white = np.linspace(0, 1, n_levels)[:, None]
+    return ListedColormap(least + (1 - least) * toward_white)
+
+
+def seed_agreement(grid: Grid, agreed: Agreement, points: Points, title: str, n_classes: int | None = None,
+                   names: DataNames = PLAIN) -> Figure:
     """Where the seeds agree (metrics.agreement): per grid cell, the number of voting seeds
     predicting the majority class; a seed with NaN/inf outputs has no vote, and the title says so.
+    `n_classes`: the classes the models' probabilities are over (default: those in `points.y` and
+    `names`); it sets the lowest count the colour scale shows.
 
     All voting seeds agreeing (white) means the data pin the boundary down there; few agreeing
     (dark) means where the boundary runs is an accident of the initial weights and batch order."""
     n_seeds, voting = agreed.seeds, agreed.voting
-    levels = np.arange(voting + 1)  # 0..V seeds agreeing, one discrete colour each
-    cmap = ListedColormap(matplotlib.colormaps["Purples"](np.linspace(0.85, 0.0, len(levels))))
+    k = n_classes if n_classes is not None else names.n_classes(_n_classes(points.y))
+    levels = _agreement_levels(agreed, k)  # one discrete colour each
+    cmap = _agreement_cmap(len(levels))
     norm = BoundaryNorm(np.append(levels, voting + 1) - 0.5, cmap.N)
 
     fig = Figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
     mesh = ax.pcolormesh(grid.xx, grid.yy, agreed.majority, cmap=cmap, norm=norm, shading="auto")
-    _scatter(ax, points)
+    _scatter(ax, points, linewidths=0.5)
     _set_limits(ax, grid)
-    ax.set(xlabel="x1", ylabel="x2")
+    _label_axes(ax, names)
     if voting == n_seeds:
         fig.suptitle(f"{title}: agreement between {n_seeds} seeds\n"
                      f"all {n_seeds} agree on {agreed.all_agree:.1%} of the plotted region (white)")
-        label = f"seeds agreeing with the majority (k of {n_seeds})"
+        label = f"seeds agreeing with the majority (of {n_seeds})"
     else:
         result = (f"all {voting} voting seeds agree on {agreed.all_agree:.1%} of the plotted region (white)"
                   if voting else "there is no agreement to show")
         fig.suptitle(f"{title}: agreement between {n_seeds} seeds\n{voting} of them voted "
                      f"({n_seeds - voting} with NaN/inf outputs: no vote)\n{result}")
-        label = f"voting seeds agreeing with the majority (k of {voting})"
+        label = f"voting seeds agreeing with the majority (of {voting})"
+    if voting > 1:  # why the scale starts where it does
+        label += f"\nwith {k} classes at least {levels[0]} always agree"
     bar = fig.colorbar(mesh, ax=ax, ticks=levels, label=label)
     bar.ax.minorticks_off()
-    fig.legend(handles=_class_handles(_n_classes(points.y)), loc="outside lower center",
-               ncols=_n_classes(points.y))
+    handles = _class_handles(_n_classes(points.y), names)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return fig
 
 
@@ -226,23 +285,33 @@ def seed_agreement(grid: Grid, agreed: Agreement, points: Points, title: str) ->
 
 
 def true_vs_predicted(points: Points, y_pred: np.ndarray, title: str, accuracy: Mapping[str, float],
-                      subtitle: str = "") -> Figure:
-    """Every point's true and predicted class side by side. `accuracy` names the rows each
-    accuracy is over and its value (e.g. {"test": 0.97}), as the metrics computed it."""
-    scores = ", ".join(f"{rows} {value:.3f}" for rows, value in accuracy.items())
-    fig = Figure(figsize=(10, 4.6), layout="constrained")
-    _suptitle(fig, title, "true vs predicted labels", subtitle)
+                      subtitle: str = "", names: DataNames = PLAIN, rows: str = "") -> Figure:
+    """Every point's true and predicted class side by side, the misclassified ones crossed out in
+    red on the predicted side. `accuracy` names the rows each accuracy is over and its value (e.g.
+    {"test": 0.97}), as the metrics computed it. `rows`, if given, says which rows `points` are
+    (e.g. "fitted rows, validation and test"): the title then says the panels show all of them."""
+    y_true, y_pred = np.asarray(points.y), np.asarray(y_pred)
+    missed = y_true != y_pred
+    n, n_missed = len(points), int(missed.sum())
+    scores = ", ".join(f"{rows_of} {value:.3f}" for rows_of, value in accuracy.items())
+    fig = Figure(figsize=(10, 4.9), layout="constrained")
+    shown = f"true vs predicted labels of all {n} points ({rows})" if rows else "true vs predicted labels"
+    _suptitle(fig, title, shown, subtitle)
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, y, name in ((axes[0], points.y, f"true labels\n{len(points)} points"),
-                        (axes[1], y_pred, f"predicted\naccuracy: {scores}")):
-        _scatter(ax, Points(points.X, np.asarray(y)), s=12)
-        ax.set(title=name, xlabel="x1", ylabel="x2")
-    fig.legend(handles=_class_handles(_n_classes(points.y, y_pred)), loc="outside right center")
+    for ax, y, name in ((axes[0], y_true, f"true labels\n{n} points"),
+                        (axes[1], y_pred, f"predicted\naccuracy: {scores}\n"
+                                          f"misclassified: {n_missed:,} of {n:,} points (red ×)")):
+        _scatter(ax, Points(points.X, y), s=12)
+        ax.set_title(name)
+        _label_axes(ax, names)
+    axes[1].scatter(points.X[missed, 0], points.X[missed, 1], **MISSED)
+    handles = _class_handles(_n_classes(y_true, y_pred), names) + [_missed_handle(n_missed)]
+    fig.legend(handles=handles, loc="outside right center")
     return fig
 
 
 def probability_maps(grid: Grid, proba: np.ndarray, points: Points, title: str, binary: bool,
-                     subtitle: str = "") -> Figure:
+                     subtitle: str = "", names: DataNames = PLAIN) -> Figure:
     # One panel per output unit: a single sigmoid unit only ever estimates P(class 1).
     classes = [1] if binary else list(range(proba.shape[-1]))
     fig = Figure(figsize=(4 * len(classes) + 1.2, 4.8), layout="constrained")
@@ -254,10 +323,11 @@ def probability_maps(grid: Grid, proba: np.ndarray, points: Points, title: str, 
         if (p < 0.5).any() and (p > 0.5).any():  # the 0.5 contour is where the unit changes its vote
             ax.contour(grid.xx, grid.yy, p, levels=[0.5], colors="k", linewidths=0.8, linestyles="--")
         _scatter(ax, points)
-        ax.set(title=f"P(class {c})", xlabel="x1", ylabel="x2")
+        ax.set_title(f"P({names.of_class(c)})")
+        _label_axes(ax, names)
         _set_limits(ax, grid)
     fig.colorbar(mesh, ax=axes, label="probability", shrink=0.9)
-    handles = _class_handles(_n_classes(points.y)) + [Line2D([], [], ls="--", color="k", label="P = 0.5")]
+    handles = _class_handles(_n_classes(points.y), names) + [Line2D([], [], ls="--", color="k", label="P = 0.5")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return fig
 
@@ -294,13 +364,18 @@ def _draw_regions(ax, view: RegionsView, axis_labels=("", "")) -> int:
     return int(missed.sum())
 
 
-def decision_regions(view: RegionsView, title: str, test_accuracy: float, subtitle: str = "") -> Figure:
-    """One model's decision regions; `test_accuracy` is its accuracy on `view.test`, as the metrics computed it."""
+def decision_regions(view: RegionsView, title: str, test_accuracy: float, subtitle: str = "",
+                     names: DataNames = PLAIN, learned: bool = True) -> Figure:
+    """One model's decision regions; `test_accuracy` is its accuracy on `view.test`, as the metrics
+    computed it. `learned`: metrics.learned of this model; a model that failed to learn says so in
+    red in the title, so its regions are not read as what the architecture can do."""
     fig = Figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    n_missed = _draw_regions(ax, view, axis_labels=("x1", "x2"))
-    _suptitle(fig, title, f"decision regions (test accuracy {test_accuracy:.3f})", subtitle)
-    fig.legend(handles=_class_handles(view.n_classes) + _marker_handles(n_missed), loc="outside right center")
+    n_missed = _draw_regions(ax, view, axis_labels=names.inputs)
+    failed = "" if learned else " — this seed FAILED TO LEARN"
+    _suptitle(fig, title, f"decision regions (test accuracy {test_accuracy:.3f}){failed}", subtitle,
+              **({} if learned else dict(color="red")))
+    fig.legend(handles=_class_handles(view.n_classes, names) + _marker_handles(n_missed), loc="outside right center")
     return fig
 
 
@@ -449,10 +524,21 @@ def _mosaic(values: np.ndarray, per_row: int) -> np.ndarray:
     return image
 
 
-def _layer_title(index: int, maps: LayerMaps, output: bool) -> str:
+MAX_TILE = 1.6  # inches: the largest a tile is drawn
+TILES_WIDTH = 10  # inches: the widest a layer's row of tiles is drawn
+
+
+def _output_classes(maps: LayerMaps) -> list[int]:
+    """The class each output unit gives the probability of: a single sigmoid unit estimates P(class 1)."""
+    return [1] if maps.units == 1 else list(range(maps.units))
+
+
+def _layer_title(index: int, maps: LayerMaps, output: bool, names: DataNames = PLAIN) -> str:
     units = f"{maps.units} unit" + ("s" if maps.units > 1 else "")
     if output:
-        what = "P(class 1)" if maps.units == 1 else f"P(class 0) … P(class {maps.units - 1}), left to right"
+        what = (f"P({names.of_class(1)})" if maps.units == 1
+                else "each class's probability, as labelled" if maps.units <= TILES_PER_ROW
+                else f"P({names.of_class(0)}) … P({names.of_class(maps.units - 1)}), left to right")
         return f"layer {index} (output): {maps.activation}, {units}: {what}"
     title = f"layer {index}: {maps.activation}, {units}"
     if maps.activation == "relu":
@@ -461,63 +547,116 @@ def _layer_title(index: int, maps: LayerMaps, output: bool) -> str:
     return title
 
 
-def neuron_tiles(maps: Sequence[LayerMaps], title: str, subtitle: str = "", no_regions: str = "") -> Figure:
+@dataclass(frozen=True)
+class TileRow:
+    """How one layer's tiles are laid out: `per_row` tiles to a row, `rows` rows, `inches` a tile."""
+
+    per_row: int
+    rows: int
+    inches: float
+
+
+def _tile_rows(maps: Sequence[LayerMaps]) -> list[TileRow]:
+    """Each layer's tiles fill up to the same width, each tile at most MAX_TILE: a layer with few
+    units (the output's 3 after two layers of 100) gets large tiles instead of a mostly empty row."""
+    rows = []
+    for m in maps:
+        per_row = min(TILES_PER_ROW, m.units)
+        rows.append(TileRow(per_row, -(-m.units // per_row), min(MAX_TILE, TILES_WIDTH / per_row)))
+    return rows
+
+
+def _label_output_tiles(ax, image: np.ndarray, row: TileRow, maps: LayerMaps, names: DataNames) -> None:
+    """P(<class>) under each output tile (imshow coordinates: one unit a pixel, y down)."""
+    h, w = (image.shape[0] + 1) // row.rows - 1, (image.shape[1] + 1) // row.per_row - 1
+    for unit, c in enumerate(_output_classes(maps)):
+        r, col = divmod(unit, row.per_row)
+        ax.text(col * (w + 1) + (w - 1) / 2, r * (h + 1) + h, f"P({names.of_class(c)})", ha="center", va="top",
+                fontsize="medium" if row.inches >= 1 else "small")
+
+
+def neuron_tiles(maps: Sequence[LayerMaps], title: str, subtitle: str = "", no_regions: str = "",
+                 names: DataNames = PLAIN) -> Figure:
     """What every unit computes, as Playground's neuron thumbnails: one row of tiles per Dense
     layer, input to output, each tile one unit over the plotted region. Each layer is ONE image
-    (a mosaic of its tiles), so a 100-unit layer costs what one map costs. `no_regions`, if given,
-    says why the network has no linear regions (then these tiles are what is shown instead)."""
-    per_row = min(TILES_PER_ROW, max(m.units for m in maps))
-    n_rows = [-(-m.units // per_row) for m in maps]
-    tile = min(1.6, 10 / per_row)  # inches a tile; a small network gets larger tiles
-    width = max(6.5, per_row * tile + 1.2)
+    (a mosaic of its tiles), so a 100-unit layer costs what one map costs. A layer with few units
+    gets larger tiles; the output tiles are labelled with their classes (`names`). `no_regions`,
+    if given, says why the network has no linear regions (then these tiles are what is shown instead)."""
+    layout = _tile_rows(maps)
+    labelled = maps[-1].units <= TILES_PER_ROW  # one label a tile, in one row: readable
+    width = max(6.5, max(row.per_row * row.inches for row in layout) + 1.2)
     note = fill(f"{no_regions}: these tiles are what is shown instead", int(width * 9)) if no_regions else ""
-    fig = Figure(figsize=(width, sum(n_rows) * tile + 0.45 * len(maps) + 1.9 + 0.25 * note.count("\n")),
+    heights = [row.rows * row.inches for row in layout]
+    # Constrained layout keeps room for each title (and the output tiles' labels) outside these heights.
+    fig = Figure(figsize=(width, sum(heights) + 0.45 * len(maps) + 0.3 * labelled + 1.9 + 0.25 * note.count("\n")),
                  layout="constrained")
     _suptitle(fig, title, "every unit", "\n".join(filter(None, [subtitle, note])))
-    axes = np.atleast_1d(fig.subplots(len(maps), 1, height_ratios=n_rows))
-    for index, (ax, m) in enumerate(zip(axes, maps), start=1):
+    axes = np.atleast_1d(fig.subplots(len(maps), 1, height_ratios=heights))
+    for index, (ax, m, row) in enumerate(zip(axes, maps, layout), start=1):
         output = index == len(maps)
-        image = ax.imshow(_mosaic(_tile_values(m, output), per_row), cmap=TILE_CMAP, vmin=0, vmax=1,
-                          interpolation="nearest")
-        ax.set_title(_layer_title(index, m, output), fontsize="medium", loc="left")
+        mosaic = _mosaic(_tile_values(m, output), row.per_row)
+        image = ax.imshow(mosaic, cmap=TILE_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(_layer_title(index, m, output, names), fontsize="medium", loc="left")
+        if output and labelled:
+            _label_output_tiles(ax, mosaic, row, m, names)
         ax.set_axis_off()
+    x, y = names.inputs
     fig.colorbar(image, ax=axes, orientation="horizontal", shrink=min(1.0, 5.5 / width), aspect=40,
-                 label=fill("each tile: one unit over the plotted region (x1 to the right, x2 up), coloured "
+                 label=fill(f"each tile: one unit over the plotted region ({x} to the right, {y} up), coloured "
                             "from 0 to 1: relu from 0 (off) to the unit's max; sigmoid, tanh from the unit's "
                             "min to its max; output: the probability", int(width * 11)))
     return fig
 
 
 def region_colors(n: int) -> np.ndarray:
-    """(n, 3) light random colours, the same for the same n: neighbouring regions rarely match."""
-    return 0.3 + 0.65 * np.random.default_rng(0).random((n, 3))
+    """(n, 3) random light greys, faintly tinted, the same for the same n: no region can be taken
+    for a class colour (tab10's are saturated; its one grey is darker), and neighbouring regions
+    rarely match."""
+    rng = np.random.default_rng(0)
+    grey = 0.6 + 0.36 * rng.random((n, 1))
+    return np.clip(grey + 0.06 * (rng.random((n, 3)) - 0.5), 0, 1)
 
 
-def linear_regions(regions: Regions, grid: Grid, points: Points, title: str, subtitle: str = "") -> Figure:
-    """A relu network's linear regions over the plotted grid, each in its own random colour, the
-    data on top; the counts, what limits them, and the theory to compare with, annotated."""
-    fig = Figure(figsize=(8.5, 8.2), layout="constrained")
+def _depth_note(by_depth: Sequence[int]) -> str:
+    """(4, 7, 9) -> "regions after layer 1: 4; after layers 1–2: 7; after layers 1–3: 9"."""
+    after = [f"after layer{'s 1–' if depth > 1 else ' '}{depth}: {count:,}"
+             for depth, count in enumerate(by_depth, start=1)]
+    return "regions " + "; ".join(after)
+
+
+def _region_notes(regions: Regions) -> list[str]:
+    """What the counts mean, in plain words: how they grow with depth, why they are a lower bound,
+    and the theory to compare them with."""
+    n = regions.units
+    notes = [_depth_note(regions.by_depth)] if len(regions.by_depth) > 1 else []
+    notes.append("A lower bound: a region holding no grid point (smaller than a grid cell) is missed. "
+                 "Each region has its own random grey: the greys mean nothing.")
+    single = (f"a single layer with as many units as this network has in all ({n})" if len(regions.by_depth) > 1
+              else f"a single layer of {n} units, as here,")
+    notes.append(f"Hanin & Rolnick (2019): in 2-D the count grows about as the number of units squared, here "
+                 f"{n}² = {n * n:,}, not exponentially with depth; {single} cuts the plane into at most "
+                 f"{regions.one_layer_bound:,} regions.")
+    return notes
+
+
+def linear_regions(regions: Regions, grid: Grid, points: Points, title: str, subtitle: str = "",
+                   names: DataNames = PLAIN) -> Figure:
+    """A relu network's linear regions over the plotted grid, each in its own random light grey,
+    the data on top in the class colours; the counts, what limits them, and the theory to
+    compare with, annotated."""
+    fig = Figure(figsize=(9.5, 8.2), layout="constrained")
     ax = fig.subplots()
     dx, dy = grid.xx[0, 1] - grid.xx[0, 0], grid.yy[1, 0] - grid.yy[0, 0]
     extent = (grid.xx.min() - dx / 2, grid.xx.max() + dx / 2, grid.yy.min() - dy / 2, grid.yy.max() + dy / 2)
     ax.imshow(region_colors(regions.grid)[regions.ids], origin="lower", extent=extent, aspect="auto",
               interpolation="nearest")
-    _scatter(ax, points, s=7)
+    _scatter(ax, points, s=10, linewidths=0.6)  # dark edges: the points read on any grey
     _set_limits(ax, grid)
-    ax.set(xlabel="x1", ylabel="x2")
+    _label_axes(ax, names)
     rows, cols = regions.ids.shape
-    n = regions.units
-    _suptitle(fig, title, f"linear regions: on/off patterns of all {n} hidden relu units", subtitle)
+    _suptitle(fig, title, f"linear regions: on/off patterns of all {regions.units} hidden relu units", subtitle)
     ax.set_title(f"{regions.grid:,} regions on the {rows}×{cols} grid ({rows * cols / regions.grid:.1f} grid "
                  f"points each); {regions.data:,} among the {len(points):,} data points", fontsize="medium")
-    notes = []
-    if len(regions.by_depth) > 1:
-        notes.append("on the grid, after layers 1..l: " + ", ".join(
-            f"l = {depth}: {count:,}" for depth, count in enumerate(regions.by_depth, start=1)))
-    notes.append("A lower bound: a region holding no grid point (smaller than a grid cell) is missed. "
-                 "Colours are random per region.")
-    notes.append(f"Hanin & Rolnick (2019): in 2-D the count grows about as units², here {n}² = {n * n:,}, "
-                 f"not exponentially with depth; one layer of {n} units (lines) cuts the plane into at most "
-                 f"{regions.one_layer_bound:,}.")
-    fig.supxlabel("\n".join(fill(line, 110) for line in notes), fontsize="small")
+    fig.supxlabel("\n".join(fill(line, 120) for line in _region_notes(regions)), fontsize="small")
+    fig.legend(handles=_class_handles(_n_classes(points.y), names), loc="outside right center")
     return fig

@@ -60,7 +60,8 @@ class EvaluateOutputs:
     def root(self) -> Path:
         return RESULTS / self.key
 
-    metrics = property(lambda self: self.root / "metrics.json")  # aggregates over seeds (DVC metrics)
+    headline = property(lambda self: self.root / "headline.json")  # metrics.Headline (DVC metrics)
+    metrics = property(lambda self: self.root / "metrics.json")  # every aggregate over seeds
     seeds = property(lambda self: self.root / "seeds.csv")  # one row of metrics per seed
     curves = property(lambda self: self.root / "curves.csv")  # mean over seeds per epoch (DVC plots)
     confusion = property(lambda self: self.root / "confusion_matrix.csv")
@@ -83,7 +84,8 @@ class SweepOutputs:
     root = property(lambda self: RESULTS / "sweeps" / self.key)
     points = property(lambda self: self.root / "points.csv")  # one row per point: axes, aggregates over seeds
     seeds = property(lambda self: self.root / "seeds.csv")  # one row per point and seed
-    metrics = property(lambda self: self.root / "metrics.json")  # the sweep in a few numbers (DVC metrics)
+    headline = property(lambda self: self.root / "headline.json")  # the best point's metrics.Headline (DVC metrics)
+    metrics = property(lambda self: self.root / "metrics.json")  # the sweep in a few numbers
     lines = property(lambda self: self.root / "accuracy.csv")  # test accuracy along the first axis (DVC plots)
     figures = property(lambda self: self.root / "figures")  # phase diagrams, small multiples
 

@@ -104,16 +104,32 @@ def representative_seed(per_seed: pd.DataFrame) -> int:
     return int(order[(len(order) - 1) // 2])
 
 
-def interval95(values: np.ndarray) -> tuple[float, float]:
-    """Student-t 95 % interval of the mean over seeds: mean ± t(0.975, n-1) · sd / sqrt(n).
-    With one seed there is no spread to estimate: the interval is the value itself."""
+def value_range(column: str) -> tuple[float, float]:
+    """What a metric column of seeds.csv can possibly be: every one is a count, a loss, a share or
+    a probability, so none is negative, and accuracies and probabilities are at most 1."""
+    bounded = any(word in column for word in ("accuracy", "probability", "agree"))
+    return 0.0, (1.0 if bounded else math.inf)
+
+
+def interval95(values: np.ndarray, possible: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:
+    """Student-t 95 % interval of the mean over seeds, mean ± t(0.975, n-1) · sd / sqrt(n), clipped
+    to the `possible` range of the metric (five seeds at 0.99 ± 0.01 would otherwise reach past
+    1). With one seed there is no spread to estimate: the interval is the value itself."""
     from scipy.stats import t
 
     n, mean = len(values), float(np.mean(values))
     if n < 2:
         return mean, mean
-    half = float(t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
-    return mean - half, mean + half
+    half = float(t.ppf(0.975, n - 1) * standard_deviation(values) / math.sqrt(n))
+    return max(mean - half, possible[0]), min(mean + half, possible[1])
+
+
+def standard_deviation(values: np.ndarray) -> float:
+    """The sample sd over seeds; exactly 0 when every seed has the same value (NumPy's answer
+    then is a rounding residue such as 1.2e-16, which reads as a spread)."""
+    if len(values) < 2 or np.ptp(values) == 0:
+        return 0.0
+    return float(np.std(values, ddof=1))
 
 
 def aggregate(per_seed: pd.DataFrame, columns: list[str]) -> dict:
@@ -126,9 +142,9 @@ def aggregate(per_seed: pd.DataFrame, columns: list[str]) -> dict:
         split, name = column.split(".", 1)
         if not len(values):
             continue
-        low, high = interval95(values)
+        low, high = interval95(values, value_range(column))
         tree.setdefault(split, {})[name] = {
-            "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "mean": float(values.mean()), "sd": standard_deviation(values),
             "min": float(values.min()), "max": float(values.max()), "ci95_low": low, "ci95_high": high,
         }
     return tree
@@ -170,3 +186,49 @@ def summarise(per_seed: pd.DataFrame, agreed: Agreement) -> dict:
         **aggregate(per_seed, [column for column in per_seed.columns if "." in column]),
         "agreement": {"all_seeds_agree": agreed.all_agree, "voting_seeds": agreed.voting},
     }
+
+
+# A status a reader can trust at a glance. "failed": some seed failed to learn (see `learned`);
+# "poor": every seed learned, yet the mean test accuracy is less than halfway from chance (always
+# answering the test set's commonest class) to perfect, e.g. below 0.75 on two balanced classes,
+# below 0.67 on three; "ok" otherwise.
+STATUSES = ("ok", "poor", "failed")
+
+
+def grade(summary: dict, chance_accuracy: float) -> str:
+    if summary["learned_seeds"] < summary["seeds"]:
+        return "failed"
+    accuracy = summary.get("test", {}).get("accuracy", {}).get("mean", math.nan)
+    return "poor" if not accuracy >= (1 + chance_accuracy) / 2 else "ok"
+
+
+HEADLINE_DECIMALS = 3  # as the leaderboard shows them; metrics.json keeps SIGNIFICANT_DIGITS
+
+
+@dataclass(frozen=True)
+class Headline:
+    """headline.json: the numbers a reader compares between experiments, one line of `dvc metrics
+    show` each (metrics.json has every aggregate; seeds.csv every seed)."""
+
+    test_accuracy: float  # mean over seeds
+    test_accuracy_sd: float  # sd over seeds
+    sharpness: float  # mean over seeds of the mean winning-class probability over the plotted region
+    agreement: float  # share of that region where every voting seed predicts one class
+    learned: str  # "4/5": seeds that learned, of all
+    status: str  # one of STATUSES
+
+    def as_dict(self) -> dict:
+        return {name: round(value, HEADLINE_DECIMALS) if isinstance(value, float) and math.isfinite(value) else value
+                for name, value in self.__dict__.items()}
+
+
+def headline(summary: dict, chance_accuracy: float) -> Headline:
+    """metrics.json in six numbers, with its grade."""
+    def mean_sd(group: str, name: str) -> tuple[float, float]:
+        stats = summary.get(group, {}).get(name, {})
+        return stats.get("mean", math.nan), stats.get("sd", math.nan)
+
+    accuracy, accuracy_sd = mean_sd("test", "accuracy")
+    return Headline(accuracy, accuracy_sd, mean_sd("sharpness", "mean_max_probability")[0],
+                    summary["agreement"]["all_seeds_agree"], f"{summary['learned_seeds']}/{summary['seeds']}",
+                    grade(summary, chance_accuracy))

@@ -199,6 +199,21 @@ def sweep_metrics(points: pd.DataFrame) -> dict:
     }
 
 
+def sweep_headline(points: pd.DataFrame) -> dict:
+    """headline.json of a sweep, a line in `dvc metrics show` beside the experiments': its best
+    point's accuracy, sharpness and agreement (as metrics.Headline), `learned` counting the points
+    that learned in every seed, and which point is best."""
+    best = points.loc[points["test_accuracy"].idxmax()] if points["test_accuracy"].notna().any() else None
+    learned = int((points["learned_seeds"] == points["seeds"]).sum())
+
+    def of_best(column: str) -> float:
+        return round(float(best[column]), metrics.HEADLINE_DECIMALS) if best is not None else math.nan
+
+    return {"test_accuracy": of_best("test_accuracy"), "test_accuracy_sd": of_best("test_accuracy_sd"),
+            "sharpness": of_best("sharpness"), "agreement": of_best("agreement"),
+            "learned": f"{learned}/{len(points)}", "best_point": best["point"] if best is not None else ""}
+
+
 # --- A point that is an experiment too: the same numbers, to what training in a group allows -------
 
 

@@ -13,18 +13,21 @@ from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
 from intuition import evolution, figures, files, geometry, metrics, tracking
-from intuition.config import Params, load_stage
+from intuition.config import Params, class_names, feature_names, load_stage
 from intuition.datasets import split_validation
 from intuition.inside import Inside, count_regions, look_inside
 from intuition.network import class_probabilities, hidden_activations, load_layers, predict_proba
 from intuition.types import FitSplit, Grid, Points, Snapshots, Splits
 
 
-def inside_figures(inside: Inside, grid: Grid, points: Points, key: str, note: str) -> dict[str, Figure]:
+def inside_figures(inside: Inside, grid: Grid, points: Points, key: str, note: str,
+                   names: figures.DataNames = figures.PLAIN) -> dict[str, Figure]:
     """What every unit computes, and (relu networks) the linear regions: one model's insides."""
-    drawings = {"neuron_tiles": figures.neuron_tiles(inside.maps, key, note, no_regions=inside.no_regions)}
+    drawings = {"neuron_tiles": figures.neuron_tiles(inside.maps, key, note, no_regions=inside.no_regions,
+                                                     names=names)}
     if inside.regions is not None:
-        drawings["linear_regions"] = figures.linear_regions(inside.regions, grid, points, key, subtitle=note)
+        drawings["linear_regions"] = figures.linear_regions(inside.regions, grid, points, key, subtitle=note,
+                                                            names=names)
     return drawings
 
 
@@ -85,6 +88,7 @@ class Scored:
     per_seed: pd.DataFrame  # seeds.csv
     agreed: metrics.Agreement  # where the seeds agree: metrics.json's agreement and the figure's map
     summary: dict  # metrics.json
+    headline: metrics.Headline  # headline.json: the summary in six numbers, graded
     rep: int  # the representative seed
     test_pred: np.ndarray  # the representative seed's predicted class of each test point
 
@@ -118,7 +122,8 @@ def compute(inputs: Inputs) -> Scored:
     agreed = metrics.agreement(grid_probas)
     summary = metrics.summarise(per_seed, agreed)
     rep = summary["representative_seed"]
-    return Scored(models, probas, insides, grid_probas, per_seed, agreed, summary, rep,
+    return Scored(models, probas, insides, grid_probas, per_seed, agreed, summary,
+                  metrics.headline(summary, metrics.chance(labelled["test"].y)), rep,
                   probas[rep]["test"].argmax(axis=1))
 
 
@@ -128,6 +133,8 @@ def draw(inputs: Inputs, scored: Scored) -> tuple[dict[str, Figure], Evolution]:
     key, spec, splits, grid, rep = inputs.key, inputs.spec, inputs.splits, inputs.grid, scored.rep
     note = f"representative seed {rep} of {inputs.n_seeds} (median validation loss)"
     scores = scored.per_seed.loc[rep]
+    dataset = inputs.params.dataset_of(key)
+    names = figures.DataNames(feature_names(dataset), tuple(class_names(dataset)))
     view = figures.RegionsView(grid, scored.grid_probas[rep], splits.train, splits.test, scored.test_pred)
     # splits.all is the fitted rows, the validation rows, then the test rows: predicted above already.
     all_pred = np.concatenate([scored.probas[rep][split].argmax(axis=1) for split in ("train", "val", "test")])
@@ -136,16 +143,20 @@ def draw(inputs: Inputs, scored: Scored) -> tuple[dict[str, Figure], Evolution]:
     drawings = {
         "training_curves": figures.training_curves(inputs.history, key, inputs.training["diverged_at_epoch"],
                                                    representative_seed=rep),
-        "seed_agreement": figures.seed_agreement(grid, scored.agreed, splits.all, key),
-        "decision_regions": figures.decision_regions(view, key, float(scores["test.accuracy"]), subtitle=note),
+        # The probabilities' classes, not the data's: they set the least agreement possible.
+        "seed_agreement": figures.seed_agreement(grid, scored.agreed, splits.all, key,
+                                                 n_classes=scored.grid_probas.shape[-1], names=names),
+        "decision_regions": figures.decision_regions(view, key, float(scores["test.accuracy"]), subtitle=note,
+                                                     names=names, learned=bool(scores["learned"])),
         "probability_maps": figures.probability_maps(grid, scored.grid_probas[rep], splits.all, key, spec.is_binary,
-                                                     subtitle=note),
-        "true_vs_predicted": figures.true_vs_predicted(splits.all, all_pred, key, accuracy, subtitle=note),
+                                                     subtitle=note, names=names),
+        "true_vs_predicted": figures.true_vs_predicted(splits.all, all_pred, key, accuracy, subtitle=note,
+                                                       names=names, rows="fitted rows, validation and test"),
         "architecture": figures.architecture_diagram(
             [figures.LayerBox(l.units, l.activation, n) for l, n in zip(spec.layers, spec.parameter_counts())],
             key, standardized=spec.inputs == "standardized", features=spec.features),
     }
-    drawings |= inside_figures(scored.insides[rep], grid, splits.all, key, note)
+    drawings |= inside_figures(scored.insides[rep], grid, splits.all, key, note, names)
     evolved = boundary_evolution(scored.models[rep], inputs.snapshots, rep, inputs.history, splits,
                                  inputs.params.plots.margin, key, spec.epochs, note)
     drawings[inputs.out.evolution_filmstrip.stem] = evolved.filmstrip
@@ -156,6 +167,7 @@ def write(inputs: Inputs, scored: Scored, drawings: dict[str, Figure], evolved: 
     """results/<key>/: every output complete or not at all."""
     out, splits, grid, rep, test_pred = inputs.out, inputs.splits, inputs.grid, scored.rep, scored.test_pred
     files.write_json(out.metrics, scored.summary)
+    files.write_json(out.headline, scored.headline.as_dict())
     files.write_csv(out.seeds, scored.per_seed)
     files.write_csv(out.curves, tracking.mean_curves(inputs.history))
     n_classes = inputs.params.dataset_of(inputs.key).n_classes
@@ -185,13 +197,13 @@ def record(experiment_id: str, inputs: Inputs, scored: Scored, evolved: Evolutio
     return tracking.record(experiment_id, tracking.ExperimentRecord(
         key=key, params=tracking.params_by_role(spec, params.dataset_of(key), params.seed, inputs.n_seeds),
         tags={"dataset": spec.dataset, "architecture": spec.architecture(),
-              "dvc_stages": f"train@{key}, evaluate@{key}"},
+              "dvc_stages": f"train@{key}, evaluate@{key}", "status": scored.headline.status},
         training=inputs.training, history=inputs.history, per_seed=scored.per_seed,
         summary=tracking.summary_metrics(scored.summary), representative=scored.rep,
         model_path=trained.model(scored.rep),
-        training_data=pd.DataFrame({"x1": fit.X[:, 0], "x2": fit.X[:, 1], "y": fit.y.astype(float)}),
+        labelled=inputs.labelled, input_names=feature_names(params.dataset_of(key)),
         model_outputs=hidden_activations(scored.models[scored.rep], fit.X[:SIGNATURE_ROWS])[-1],
-        artifacts=[out.metrics, out.seeds, trained.history, out.confusion, out.figures],
+        artifacts=[out.headline, out.metrics, out.seeds, trained.history, out.confusion, out.figures],
         architecture_text=spec.summary(),
         evolution={frame.epoch: evolution.picture(image) for frame, image in zip(evolved.frames, evolved.gif_frames)},
     ))
@@ -210,11 +222,9 @@ def main() -> None:
     write(inputs, scored, drawings, evolved)
     run_id = record(experiment_id, inputs, scored, evolved)
 
-    summary, n_seeds = scored.summary, inputs.n_seeds
-    test = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
-    failed = n_seeds - summary["learned_seeds"]
-    print(f"{key}: test accuracy {test['mean']:.3f} ± {test['sd']:.3f} over {n_seeds} seeds"
-          + (f"  ({failed} FAILED TO LEARN)" if failed else "") + f"; MLflow run {run_id}")
+    top = scored.headline
+    print(f"{key}: test accuracy {top.test_accuracy:.3f} ± {top.test_accuracy_sd:.3f}, {top.learned} seeds learned:"
+          f" {top.status}; MLflow run {run_id}")
 
 
 if __name__ == "__main__":

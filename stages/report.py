@@ -18,11 +18,14 @@ from intuition.robustness import (
 from intuition.types import Grid, Points
 
 
-def status(summary: dict) -> str:
-    failed = summary["seeds"] - summary["learned_seeds"]
-    if failed:
-        return f"{failed}/{summary['seeds']} seeds FAILED TO LEARN"
-    return "ok"
+def status(headline: dict) -> str:
+    """headline.json's grade (intuition.metrics.grade) in words."""
+    if headline["status"] == "failed":
+        learned, seeds = headline["learned"].split("/")
+        return f"{int(seeds) - int(learned)}/{seeds} seeds FAILED TO LEARN"
+    if headline["status"] == "poor":
+        return "poor (less than halfway from chance to perfect)"
+    return headline["status"]
 
 
 def fmt(value) -> str:
@@ -41,10 +44,12 @@ def mean_sd(summary: dict, split: str, name: str) -> str:
     return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
 
 
-def leaderboard(summaries: dict[str, dict], params) -> str:
+def leaderboard(summaries: dict[str, dict], headlines: dict[str, dict], params) -> str:
     lines = [f"Mean ± sd over {params.seeds} seeds; sharpness is the mean winning-class probability over "
              "the plotted region; agreement is the share of that region where every voting seed predicts the same "
-             "class (a seed with NaN/inf outputs there has no vote).",
+             "class (a seed with NaN/inf outputs there has no vote). Status: FAILED when a seed failed to learn; "
+             "poor when the mean test accuracy is less than halfway from chance (always answering the commonest "
+             "class) to 1; ok otherwise.",
              "",
              "| experiment | dataset | architecture | inputs | params | val acc | test acc | sharpness | agreement | status |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
@@ -56,16 +61,17 @@ def leaderboard(summaries: dict[str, dict], params) -> str:
         lines.append(
             f"| {key} | {spec.dataset} | {spec.architecture()}, {spec.optimizer} {spec.learning_rate} | {spec.inputs} | "
             f"{sum(spec.parameter_counts())} | {mean_sd(s, 'val', 'accuracy')} | {mean_sd(s, 'test', 'accuracy')} | "
-            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {agreement(s)} | {status(s)} |")
+            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {agreement(s)} | {status(headlines[key])} |")
     return "\n".join(lines) + "\n"
 
 
-def gallery_panel(key: str, summary: dict) -> figures.GalleryPanel:
+def gallery_panel(key: str, summary: dict, headline: dict) -> figures.GalleryPanel:
     with np.load(files.EvaluateOutputs(key).regions) as r:
         view = figures.RegionsView(Grid(r["xx"], r["yy"]), r["proba"], Points(r["train_X"], r["train_y"]),
                                    Points(r["test_X"], r["test_y"]), r["test_pred"])
     accuracy = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
-    return figures.GalleryPanel(key, view, accuracy["mean"], accuracy["sd"], status(summary))
+    return figures.GalleryPanel(key, view, accuracy["mean"], accuracy["sd"],
+                               "poor" if headline["status"] == "poor" else status(headline))
 
 
 def sweeps_markdown(params) -> str:
@@ -104,17 +110,18 @@ def main() -> None:
     with user_errors():
         findings = load_findings_for(params)
     summaries = {key: files.read_json(files.EvaluateOutputs(key).metrics) for key in params.experiments}
+    headlines = {key: files.read_json(files.EvaluateOutputs(key).headline) for key in params.experiments}
     per_seed = files.read_per_seed(params.experiments, params.sweeps)
 
     rows: dict[str, list] = {}
     for key, spec in params.experiments.items():
-        rows.setdefault(spec.dataset, []).append(gallery_panel(key, summaries[key]))
+        rows.setdefault(spec.dataset, []).append(gallery_panel(key, summaries[key], headlines[key]))
     gallery = figures.gallery(list(rows.values()),
                               f"Classification Intuition ({params.seeds} seeds each; rows: datasets)")
     with files.atomic_path(files.REPORT / "gallery.png") as tmp:
         gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
 
-    table = leaderboard(summaries, params)
+    table = leaderboard(summaries, headlines, params)
     files.write_text(files.REPORT / "leaderboard.md", "# Leaderboard\n\n" + table)
     with user_errors():
         knobs = knobs_of(params)

@@ -4,7 +4,7 @@ A sweep is a base experiment and axes (params.yaml `sweeps:`); its points are th
 Points whose Dense layers have the same shapes train in the same graph (intuition.sweep_training),
 all their seeds included. Each point's trained seeds are kept under models/sweeps/<sweep>/ in a
 file named by what they were trained from (a persistent DVC output), so adding a value to an axis
-trains only the new points. Writes results/sweeps/<sweep>/: points.csv, seeds.csv, metrics.json,
+trains only the new points. Writes results/sweeps/<sweep>/: headline.json (DVC metrics), points.csv, seeds.csv, metrics.json,
 accuracy.csv (a DVC plot) and figures/ (phase diagrams, decision regions as small multiples).
 """
 
@@ -126,6 +126,7 @@ def write(key: str, table: pd.DataFrame, per_seed: pd.DataFrame, summary: dict, 
     lines = maps.accuracy_lines(table, axes)  # the first axis' column becomes `x`: one template for every sweep
     files.write_csv(out.lines, lines.rename(columns={axes[0]: "x"}).assign(axis=axes[0]))
     files.write_json(out.metrics, summary)
+    files.write_json(out.headline, sweeps.sweep_headline(table))
     with files.atomic_path(out.figures) as tmp:
         tmp.mkdir()
         for name, fig in drawings.items():
@@ -144,7 +145,7 @@ def record(experiment_id: str, params: Params, key: str, points: list[SweepPoint
         points=[tracking.PointRecord(
             p.name, tracking.params_by_role(p.spec, params.datasets[p.spec.dataset], params.seed, n_seeds),
             tracking.summary_metrics(scored[p.name].summary), trained[p.name].seconds) for p in points],
-        artifacts=[out.points, out.seeds, out.metrics, out.figures],
+        artifacts=[out.headline, out.points, out.seeds, out.metrics, out.figures],
     ))
 
 

@@ -178,15 +178,45 @@ def app_url(base: str, route: str) -> str:
     return f"{base}/#/{route}?workflowType=machine_learning"
 
 
-def test_make_ui_url_opens_the_runs_view_with_every_experiment(ui, store, browser, shots):
+# ag-grid's header and row cells by column id, in on-screen order (its DOM order is not).
+GRID = r"""
+const header = [...document.querySelectorAll('.ag-header-cell')]
+  .map(h => ({id: h.getAttribute('col-id'), text: h.innerText.trim(), x: h.getBoundingClientRect().left}))
+  .sort((a, b) => a.x - b.x);
+const rows = {};
+for (const r of document.querySelectorAll('.ag-row')) {
+  const i = +r.getAttribute('row-index');
+  rows[i] = rows[i] || {};
+  for (const c of r.querySelectorAll('.ag-cell')) rows[i][c.getAttribute('col-id')] = c.innerText.trim();
+}
+return JSON.stringify({header, rows: Object.keys(rows).sort((a, b) => a - b).map(k => rows[k])});
+"""
+RUN_NAME, ACCURACY = "attributes.`Run Name`", "metrics.`test/accuracy`"
+
+
+def test_make_ui_url_opens_every_experiment_sorted_by_test_accuracy(ui, store, project, browser, shots):
+    """The printed link: one row per experiment and sweep (no seeds, no points), all on the first
+    page, best mean test accuracy first, that column visible with 4-decimal values."""
+    from mlflow.tracking import MlflowClient
+
     url, base = ui
     experiment_id, parents, _ = store
     assert url == runs_view_url(base, experiment_id)
     browser.get(url)
-    # One row per experiment (its seeds folded under it); the footer counts seeds too.
-    runs = len(EXPERIMENTS) * (1 + SEEDS) + 1 + POINTS  # the sweep: a parent and its points
-    wait_for_text(browser, EXPERIMENTS + [f"sweep {SWEEP}", f"{runs} matching runs"], shots / "runs-view.png")
-    assert "/runs?" in browser.current_url and "workflowType=machine_learning" in browser.current_url
+    wait_for_text(browser, EXPERIMENTS + [f"sweep {SWEEP}", f"{len(EXPERIMENTS) + 1} matching runs", "test/accuracy"],
+                  shots / "runs-view.png")
+    assert "Load more" not in page_text(browser)
+    grid = json.loads(browser.execute_script(GRID))
+    header = [h["text"] for h in grid["header"] if h["text"]]
+    assert header[:3] == ["Run Name", "Created", "test/accuracy"] or header[:2] == ["Run Name", "test/accuracy"], header
+    assert "test/accuracy_sd" in header, header  # (ag-grid renders only the columns in view)
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    accuracy = {name: client.get_run(run_id).data.metrics["test/accuracy"] for name, run_id in parents.items()}
+    shown = [(row[RUN_NAME].split("\n")[-1].strip(), row.get(ACCURACY, "")) for row in grid["rows"]]
+    best_first = sorted(accuracy, key=lambda name: -accuracy[name])
+    assert [name for name, _ in shown] == best_first + [f"sweep {SWEEP}"], shown
+    for name, cell in shown[:-1]:
+        assert cell == f"{accuracy[name]:g}" and len(cell) <= 6, shown  # e.g. 0.6433: what 3 test points tell apart
 
 
 def test_a_run_page_shows_its_curves_first_and_its_figures(ui, store, browser, shots):
@@ -308,11 +338,16 @@ def test_logged_model_page_is_named_after_its_experiment_with_metrics_and_datase
     experiment_id, parents, model = store
     assert model.name == SHOWN
     browser.get(app_url(base, f"experiments/{experiment_id}/models/{model.model_id}"))
-    dataset = "spiral_hard"
-    text = wait_for_text(browser, [SHOWN, "Metrics (", "test/accuracy", "Datasets used", f"{dataset} (#", "Source run",
+    test_rows = "spiral_hard: test.csv"
+    text = wait_for_text(browser, [SHOWN, "Metrics (", "test/accuracy", "Datasets used", f"{test_rows} (#", "Source run",
                                    parents[SHOWN], "hidden_layers"], shots / "logged-model.png")
-    # The model's own metrics are linked to its training dataset.
-    assert re.search(rf"^test/accuracy\n{dataset} \(#[0-9a-f]+\)$", text, re.M), text[:2000]
+    # The model's own test accuracy (its seed's, not the mean over seeds), once, tied to the test rows.
+    rep = json.loads((project / "results" / SHOWN / "metrics.json").read_text())["representative_seed"]
+    own = pd.read_csv(project / "results" / SHOWN / "seeds.csv").set_index("seed").loc[rep, "test.accuracy"]
+    shown = re.findall(rf"^test/accuracy\n{re.escape(test_rows)} \(#[0-9a-f]+\)\n{SHOWN} seed {rep}\n([0-9.]+)$",
+                       text, re.M)  # metric, dataset, the run it was measured in (the seed's), value
+    assert len(shown) == 1 and float(shown[0]) == pytest.approx(own, abs=1e-4), text[:2000]
+    assert text.count("\ntest/accuracy\n") == 1, text[:2000]
 
 
 # --- DVC's page ------------------------------------------------------------------------------------

@@ -156,7 +156,8 @@ FRESH_PYTHON = textwrap.dedent("""
     import mlflow
     mlflow.set_tracking_uri(sys.argv[1])
     model = mlflow.pyfunc.load_model(sys.argv[2])
-    X = np.array(json.loads(sys.argv[3]), dtype="float32")
+    import pandas as pd
+    X = pd.DataFrame(json.loads(sys.argv[3]), columns=["x1", "x2"])
     print(json.dumps({"proba": np.asarray(model.predict(X)).ravel().tolist(),
                       "layer_from": sys.modules["intuition.models"].__file__}))
 """)

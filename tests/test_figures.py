@@ -13,12 +13,14 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
 
 from intuition import figures
-from intuition.figures import GalleryPanel, LayerBox, RegionsView
+from intuition.figures import DataNames, GalleryPanel, LayerBox, RegionsView
+from intuition.inside import LayerMaps, Regions
 from intuition.metrics import agreement
 from intuition.types import Grid, Points
 
 KEY = "blobs_relu_2x10"
 SEED_NOTE = "representative seed 2 of 5 (median validation loss)"
+IRIS = DataNames(("petal_length", "petal_width"), ("setosa", "versicolor", "virginica"))
 
 
 def _softmax(z):
@@ -84,6 +86,21 @@ def _bands(ax):
     return [c for c in ax.collections if isinstance(c, PolyCollection)]
 
 
+def _legend_labels(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def _red_crosses(ax) -> int:
+    """How many points `ax` crosses out (figures.MISSED: red x markers)."""
+    red = [c for c in ax.collections if len(c.get_offsets()) and len(c.get_edgecolor())
+           and np.allclose(c.get_edgecolor()[:, :3], to_rgb("red"))]
+    return sum(len(c.get_offsets()) for c in red)
+
+
+def _luminance(rgb) -> float:
+    return float(np.dot(np.asarray(rgb)[:3], [0.2126, 0.7152, 0.0722]))
+
+
 # --- training curves -----------------------------------------------------------------------------
 
 
@@ -105,7 +122,23 @@ def test_training_curves_draw_mean_and_min_max_band_over_seeds(tmp_path):
     assert mean_line.get_xdata()[0] == 0  # epoch 0, the untrained model, is drawn
     labels = [t.get_text() for t in accuracy_ax.get_legend().get_texts()]
     assert f"validation: final mean {val.iloc[-1].mean():.3f} (5 seeds)" in labels
-    assert "seed 2 (representative)" in labels
+    assert "train, seed 2 (representative)" in labels and "validation, seed 2" in labels
+
+
+def test_training_curves_legend_shows_the_representative_seed_as_drawn():
+    # The representative seed is drawn thin in the train and validation colours: the legend must
+    # show those two thin lines, not a grey line that appears nowhere on the plot.
+    fig = figures.training_curves(_history(n_seeds=5), KEY, [None] * 5, representative_seed=4)
+    for ax in fig.axes[:2]:
+        legend = ax.get_legend()
+        shown = {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles)}
+        drawn = {line.get_label(): line for line in ax.lines}
+        for label, name in (("train, seed 4 (representative)", "train"), ("validation, seed 4", "validation")):
+            handle, line = shown[label], drawn[label]
+            assert to_rgb(handle.get_color()) == to_rgb(line.get_color()) == to_rgb(figures.CURVE_COLORS[name])
+            assert handle.get_linewidth() == line.get_linewidth() == 0.7
+            assert handle.get_linestyle() == line.get_linestyle()
+        assert not any(to_rgb(h.get_color()) == to_rgb("0.3") for h in legend.legend_handles)
 
 
 def test_training_curves_with_one_seed_draw_no_band(tmp_path):
@@ -171,8 +204,9 @@ def test_seed_agreement_shows_the_metrics_agreement_on_a_hand_count(tmp_path):
     assert _agreement_share(fig) == round(100 * agreed.all_agree, 1) == 81.2
     np.testing.assert_array_equal(fig.axes[0].collections[0].get_array().reshape(4, 4), agreed.majority)
     bar = fig.axes[-1]
-    assert bar.get_ylabel() == "seeds agreeing with the majority (k of 3)"
-    assert bar.get_yticks().tolist() == [0, 1, 2, 3]
+    # Two classes: of 3 seeds at least 2 always agree, so the scale is 2..3, not 0..3.
+    assert bar.get_ylabel() == "seeds agreeing with the majority (of 3)\nwith 2 classes at least 2 always agree"
+    assert bar.get_yticks().tolist() == [2, 3]
 
 
 def test_seed_agreement_with_a_diverged_seed_says_how_many_voted(tmp_path):
@@ -190,8 +224,8 @@ def test_seed_agreement_with_a_diverged_seed_says_how_many_voted(tmp_path):
     assert "agreement between 4 seeds\n3 of them voted (1 with NaN/inf outputs: no vote)\n" in title
     assert "all 3 voting seeds agree on 81.2% of the plotted region" in title
     bar = fig.axes[-1]
-    assert bar.get_ylabel() == "voting seeds agreeing with the majority (k of 3)"
-    assert bar.get_yticks().tolist() == [0, 1, 2, 3]
+    assert bar.get_ylabel().startswith("voting seeds agreeing with the majority (of 3)\n")
+    assert bar.get_yticks().tolist() == [2, 3]
 
 
 def test_seed_agreement_when_no_seed_voted(tmp_path):
@@ -217,6 +251,89 @@ def test_seed_agreement_on_realistic_seeds(tmp_path):
     fig = figures.seed_agreement(d.grid, agreement(proba), d.train, KEY)
     _check(fig, tmp_path, "agreement_5")
     assert 0 < _agreement_share(fig) < 100
+
+
+@pytest.mark.parametrize("n_classes, lowest", [(3, 2), (2, 3)])
+def test_seed_agreement_scale_covers_only_the_reachable_counts(tmp_path, n_classes, lowest):
+    # Five seeds: the majority is never below ceil(5 / k), 2 of 5 with three classes, 3 of 5 with
+    # two. The lowest reachable count is dark, all agreeing white.
+    grid = Grid(*np.meshgrid(np.arange(6.0), np.arange(6.0)))
+    votes = np.zeros((5, 6, 6), dtype=int)
+    votes[:, 0, 0] = [0, 0, 1, 1, 2] if n_classes == 3 else [0, 0, 0, 1, 1]  # the least agreement
+    votes[4, 1, :3] = 1  # 4 of 5 agree on three more cells
+    agreed = agreement(_one_hot_proba(votes, n_classes))
+    assert agreed.majority.min() == lowest
+    # The points hold only two classes; the probabilities' three set the scale.
+    points = Points(np.array([[0.5, 0.5], [2.5, 2.5], [4.0, 1.0]]), np.array([0, 1, 1]))
+    fig = figures.seed_agreement(grid, agreed, points, KEY, n_classes=n_classes)
+    _check(fig, tmp_path, f"agreement_scale_{n_classes}")
+    bar = fig.axes[-1]
+    assert bar.get_yticks().tolist() == list(range(lowest, 6))
+    assert bar.get_ylim() == (lowest - 0.5, 5.5)
+    assert f"with {n_classes} classes at least {lowest} always agree" in bar.get_ylabel()
+    mesh = fig.axes[0].collections[0]
+    least, most = mesh.to_rgba(lowest), mesh.to_rgba(5)
+    assert _luminance(least) < 0.15 and np.ptp(least[:3]) > 0.4  # dark and saturated
+    assert np.allclose(most[:3], 1)  # white
+    points_drawn = fig.axes[0].collections[1]  # on top of the map, each with a black edge
+    assert len(points_drawn.get_offsets()) == len(points)
+    assert np.allclose(points_drawn.get_edgecolor()[:, :3], 0)
+
+
+def test_seed_agreement_infers_the_classes_when_not_given():
+    grid = Grid(*np.meshgrid(np.arange(4.0), np.arange(4.0)))
+    votes = np.zeros((5, 4, 4), dtype=int)
+    votes[:2, 0, 0] = 1  # 3 of 5 agree on one cell
+    agreed = agreement(_one_hot_proba(votes))
+    points = Points(np.array([[0.5, 0.5], [2.5, 2.5]]), np.array([0, 1]))
+    assert figures.seed_agreement(grid, agreed, points, KEY).axes[-1].get_yticks().tolist() == [3, 4, 5]
+    # The names list three classes: 2 of 5 is then possible, and the scale says so.
+    named = figures.seed_agreement(grid, agreed, points, KEY, names=IRIS)
+    assert named.axes[-1].get_yticks().tolist() == [2, 3, 4, 5]
+
+
+def test_seed_agreement_with_one_voting_seed_is_white():
+    d = _dataset(3)
+    fig = figures.seed_agreement(d.grid, agreement(d.proba[None]), d.train, KEY)
+    assert fig.axes[-1].get_yticks().tolist() == [1]
+    assert np.allclose(fig.axes[0].collections[0].to_rgba(1)[:3], 1)
+
+
+# --- the dataset's own names ---------------------------------------------------------------------
+
+
+def _named_axes(fig):
+    return [ax for ax in fig.axes if ax.get_xlabel()]
+
+
+def test_data_names_label_the_axes_and_the_class_legend(tmp_path):
+    d = _dataset(3)
+    drawn = {
+        "agreement": figures.seed_agreement(d.grid, agreement(d.proba[None]), d.train, KEY, names=IRIS),
+        "true_vs_pred": figures.true_vs_predicted(d.test, d.test_pred, KEY, {"test": 0.9}, names=IRIS),
+        "proba": figures.probability_maps(d.grid, d.proba, d.train, KEY, False, names=IRIS),
+        "regions": figures.decision_regions(d, KEY, 0.9, names=IRIS),
+        "linear": figures.linear_regions(_regions(d.grid), d.grid, d.train, KEY, names=IRIS),
+    }
+    for name, fig in drawn.items():
+        _check(fig, tmp_path, f"named_{name}")
+        assert _named_axes(fig), name
+        for ax in _named_axes(fig):
+            assert (ax.get_xlabel(), ax.get_ylabel()) == ("petal_length", "petal_width"), name
+        assert _legend_labels(fig)[:3] == ["setosa", "versicolor", "virginica"], name
+        assert not any(label.startswith("class ") for label in _legend_labels(fig)), name
+    titles = [ax.get_title() for ax in drawn["proba"].axes if ax.get_title()]
+    assert titles == ["P(setosa)", "P(versicolor)", "P(virginica)"]
+
+
+def test_data_names_default_to_x1_x2_and_class_numbers():
+    d = _dataset(2)
+    fig = figures.decision_regions(d, KEY, 0.9)
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("x1", "x2")
+    assert _legend_labels(fig)[:2] == ["class 0", "class 1"]
+    binary = figures.probability_maps(d.grid, d.proba, d.train, KEY, True,
+                                      names=DataNames(classes=("benign", "malignant")))
+    assert [ax.get_title() for ax in binary.axes if ax.get_title()] == ["P(malignant)"]
 
 
 # --- decision regions ----------------------------------------------------------------------------
@@ -257,6 +374,18 @@ def test_decision_regions(tmp_path):
     assert fig.axes[0].get_xlabel() == "x1" and fig.axes[0].get_ylabel() == "x2"
 
 
+def test_decision_regions_say_when_the_seed_failed_to_learn(tmp_path):
+    d = _dataset(2)
+    failed = figures.decision_regions(d, KEY, 0.41, subtitle=SEED_NOTE, learned=False)
+    _check(failed, tmp_path, "regions_failed")
+    title = failed.get_suptitle()
+    assert "test accuracy 0.410) — this seed FAILED TO LEARN" in title and SEED_NOTE in title
+    assert to_rgb(failed._suptitle.get_color()) == to_rgb("red")
+    learned = figures.decision_regions(d, KEY, 0.99, subtitle=SEED_NOTE)
+    assert "FAILED" not in learned.get_suptitle()
+    assert to_rgb(learned._suptitle.get_color()) != to_rgb("red")
+
+
 def test_decision_regions_with_nan_probabilities(tmp_path):
     d = _dataset(2)
     view = RegionsView(d.grid, np.full_like(d.proba, np.nan), d.train, d.test, d.test_pred)
@@ -273,9 +402,30 @@ def test_true_vs_predicted(tmp_path, n_classes):
     fig = figures.true_vs_predicted(d.test, d.test_pred, KEY, {"validation": 0.91, "test": 0.8766},
                                     subtitle=SEED_NOTE)
     _check(fig, tmp_path, "true_vs_pred")
-    assert fig.axes[1].get_title() == "predicted\naccuracy: validation 0.910, test 0.877"
+    n_missed = int((d.test_pred != d.test.y).sum())
+    assert fig.axes[1].get_title() == ("predicted\naccuracy: validation 0.910, test 0.877\n"
+                                       f"misclassified: {n_missed} of {len(d.test)} points (red ×)")
     assert fig.axes[0].get_title() == f"true labels\n{len(d.test)} points"
     assert SEED_NOTE in fig.get_suptitle()
+
+
+def test_true_vs_predicted_crosses_out_and_counts_the_misclassified(tmp_path):
+    d = _dataset(3)
+    points = Points(np.concatenate([d.train.X, d.test.X]), np.concatenate([d.train.y, d.test.y]))
+    y_pred = points.y.copy()
+    y_pred[[0, 5, 17]] = (y_pred[[0, 5, 17]] + 1) % 3  # three wrong
+    fig = figures.true_vs_predicted(points, y_pred, KEY, {"fitted rows": 0.99, "validation": 0.98, "test": 0.97},
+                                    subtitle=SEED_NOTE, rows="fitted rows, validation and test")
+    _check(fig, tmp_path, "true_vs_pred_missed")
+    true_ax, pred_ax = fig.axes[:2]
+    assert _red_crosses(pred_ax) == 3 and _red_crosses(true_ax) == 0
+    crossed = np.concatenate([c.get_offsets() for c in pred_ax.collections if len(c.get_offsets()) == 3])
+    np.testing.assert_allclose(crossed, points.X[[0, 5, 17]])
+    n = len(points)
+    assert f"misclassified: 3 of {n} points (red ×)" in pred_ax.get_title()
+    assert "accuracy: fitted rows 0.990, validation 0.980, test 0.970" in pred_ax.get_title()
+    assert f"true vs predicted labels of all {n} points (fitted rows, validation and test)" in fig.get_suptitle()
+    assert "misclassified (3)" in _legend_labels(fig)
 
 
 @pytest.mark.parametrize("n_classes, binary, n_panels", [(2, True, 1), (3, False, 3)])
@@ -321,3 +471,87 @@ def test_gallery(tmp_path):
     status = next(t for t in fig.axes[4].texts if t.get_text() == "2/5 failed to learn")
     assert to_rgb(status.get_color()) == to_rgb("red")
     assert "0.412 ± 0.200" in corner(fig.axes[4])
+
+
+# --- inside the network --------------------------------------------------------------------------
+
+
+def _maps(widths, n_out, size=40) -> list[LayerMaps]:
+    rng = np.random.default_rng(0)
+    hidden = [LayerMaps("relu", rng.random((size, size, w))) for w in widths]
+    out = LayerMaps("softmax" if n_out > 1 else "sigmoid", _softmax(rng.normal(size=(size, size, max(n_out, 2)))))
+    return hidden + [LayerMaps(out.activation, out.values[..., :n_out])]
+
+
+def _tile_inches(fig, ax, n_per_row) -> float:
+    """The width in inches at which `ax` draws each of its `n_per_row` tiles a row."""
+    FigureCanvasAgg(fig).draw()  # constrained layout places the axes on drawing
+    return ax.get_position().width * fig.get_figwidth() / n_per_row
+
+
+def test_neuron_tiles_draw_a_few_output_units_large_and_labelled(tmp_path):
+    # Two hidden layers of 100 (20 tiles a row) and 3 outputs: the outputs get tiles of their own size.
+    fig = figures.neuron_tiles(_maps([100, 100], 3), KEY, names=IRIS)
+    _check(fig, tmp_path, "tiles_wide")
+    hidden, out = fig.axes[0], fig.axes[2]
+    assert out.get_images()[0].get_array().shape[1] < hidden.get_images()[0].get_array().shape[1]
+    assert _tile_inches(fig, out, 3) > 2.5 * _tile_inches(fig, hidden, 20)
+    assert _tile_inches(fig, out, 3) >= 1.0  # readable: an inch or more
+    assert [t.get_text() for t in out.texts] == ["P(setosa)", "P(versicolor)", "P(virginica)"]
+    assert out.get_title(loc="left").startswith("layer 3 (output): softmax, 3 units")
+    assert not hidden.texts
+
+
+def test_neuron_tiles_label_a_single_sigmoid_output_with_class_1():
+    fig = figures.neuron_tiles(_maps([8], 1), KEY)
+    assert [t.get_text() for t in fig.axes[1].texts] == ["P(class 1)"]
+    assert fig.axes[1].get_title(loc="left").endswith("1 unit: P(class 1)")
+
+
+def _regions(grid: Grid) -> Regions:
+    """Seven regions over the grid: two layers of three relu units (4 regions after layer 1)."""
+    rows, cols = grid.xx.shape
+    ids = (np.arange(rows)[:, None] * 7 // rows + np.zeros(cols, dtype=int)) % 7
+    return Regions(ids=ids, grid=7, data=3, by_depth=(4, 7), units=6)
+
+
+def test_linear_regions_use_neutral_colours_and_plain_notes(tmp_path):
+    d = _dataset(3)
+    fig = figures.linear_regions(_regions(d.grid), d.grid, d.train, KEY, subtitle=SEED_NOTE)
+    _check(fig, tmp_path, "linear_regions")
+    notes = " ".join(fig.get_supxlabel().split())
+    assert "regions after layer 1: 4; after layers 1–2: 7" in notes
+    assert ("a single layer with as many units as this network has in all (6) cuts the plane into at "
+            "most 22 regions") in notes
+    assert "6² = 36" in notes and "lower bound" in notes and "l = 1" not in notes
+    counts = fig.axes[0].get_title()  # the numbers the figure shows are the same
+    assert "7 regions on the 60×60 grid" in counts and f"3 among the {len(d.train)} data points" in counts
+    # Seven regions, seven light greys on the axes' image; the points on top with dark edges.
+    rgb = fig.axes[0].get_images()[0].get_array()
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) == 7
+    drawn = fig.axes[0].collections[0]
+    assert len(drawn.get_offsets()) == len(d.train) and np.allclose(drawn.get_edgecolor()[:, :3], 0)
+    assert drawn.get_linewidths()[0] >= 0.5
+    assert _legend_labels(fig) == ["class 0", "class 1", "class 2"]
+
+
+def test_linear_regions_of_a_single_layer_name_its_own_width():
+    grid = _dataset(2).grid
+    one_layer = Regions(ids=np.zeros(grid.xx.shape, dtype=int), grid=1, data=1, by_depth=(1,), units=4)
+    notes = " ".join(figures.linear_regions(one_layer, grid, _dataset(2).train, KEY).get_supxlabel().split())
+    assert "a single layer of 4 units, as here, cuts the plane into at most 11 regions" in notes
+    assert "after layer" not in notes
+
+
+def test_region_colours_cannot_be_taken_for_class_colours():
+    colours = figures.region_colors(5000)
+    assert colours.min() >= 0.55 and colours.max() <= 1  # light
+    assert np.ptp(colours, axis=1).max() <= 0.06  # near-neutral: no hue to read as a class
+    # Every class colour has a hue the regions lack (tab10's grey is darker than any region) ...
+    saturated = np.array([c for c in figures.COLORS if np.ptp(c) > 0.1])
+    assert np.ptp(saturated, axis=1).min() > 0.2  # over 3x the regions' 0.06
+    assert _luminance(figures.COLORS[7]) < colours.min()
+    # ... and the colours of the usual 2 to 4 classes are far from every region's.
+    distance = np.linalg.norm(colours[:, None, :] - np.array(figures.COLORS[:4])[None], axis=-1)
+    assert distance.min() > 0.4
+    np.testing.assert_array_equal(figures.region_colors(5000), colours)  # the same for the same n

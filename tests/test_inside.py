@@ -218,7 +218,7 @@ def test_linear_regions_figure_annotates_the_counts(tmp_path):
     counts = fig.axes[0].get_title()
     assert "7 regions on the 40×40 grid" in counts and "3 among the 4 data points" in counts
     notes = " ".join(fig.get_supxlabel().split())
-    assert "l = 1: 4, l = 2: 7" in notes and "3² = 9" in notes and "Hanin & Rolnick" in notes
+    assert "regions after layer 1: 4; after layers 1–2: 7" in notes and "3² = 9" in notes and "Hanin & Rolnick" in notes
     assert "lower bound" in notes
     # Seven regions, seven colours on the axes' image.
     rgb = fig.axes[0].get_images()[0].get_array()

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from intuition.metrics import (AGGREGATED, LEARNING_MARGIN, agreement, aggregate, chance, confusion, interval95,
-                               learned, make_grid, representative_seed, scores, seed_row, sharpness, summarise)
+from intuition.metrics import (AGGREGATED, LEARNING_MARGIN, agreement, aggregate, chance, confusion, grade, headline,
+                               interval95, learned, make_grid, representative_seed, scores, seed_row, sharpness, summarise)
 from intuition.types import Grid, Points
 
 # A tiny 3-class example: 6 points, 4 predicted right (argmax of each row vs y).
@@ -231,7 +231,7 @@ def test_aggregate_skips_nan_seeds():
     assert accuracy["mean"] == pytest.approx(0.8)
     assert accuracy["sd"] == pytest.approx(0.1)
     assert (accuracy["min"], accuracy["max"]) == (0.7, 0.9)
-    assert (accuracy["ci95_low"], accuracy["ci95_high"]) == pytest.approx(interval95(np.array([0.9, 0.8, 0.7])))
+    assert (accuracy["ci95_low"], accuracy["ci95_high"]) == pytest.approx(interval95(np.array([0.9, 0.8, 0.7]), (0, 1)))
     assert tree["test"]["log_loss"] == {"mean": 0.3, "sd": 0.0, "min": 0.3, "max": 0.3, "ci95_low": 0.3,
                                         "ci95_high": 0.3}
 
@@ -318,3 +318,44 @@ def test_metrics_json_and_the_leaderboard_show_the_same_agreement():
     assert leaderboard_cell(summary) == "0.812 (3 of 4 seeds voted)"
     summary["agreement"]["voting_seeds"] = 4
     assert leaderboard_cell(summary) == "0.812"
+
+
+def test_an_interval_stays_within_what_the_metric_can_be():
+    """Five seeds at 0.99 ± 0.01 give a t-interval past 1; accuracies stop at 1, losses at 0."""
+    per_seed = pd.DataFrame({"test.accuracy": [1.0, 1.0, 0.98, 1.0, 0.98], "test.log_loss": [0.001, 0.002, 0.09, 0.0, 0.1]})
+    tree = aggregate(per_seed, list(per_seed.columns))
+    assert interval95(per_seed["test.accuracy"].to_numpy())[1] > 1  # unclipped
+    assert tree["test"]["accuracy"]["ci95_high"] == 1.0 and tree["test"]["accuracy"]["ci95_low"] < 0.992
+    assert tree["test"]["log_loss"]["ci95_low"] == 0.0 and tree["test"]["log_loss"]["ci95_high"] > 0.04
+
+
+def test_equal_seeds_have_no_spread_at_all():
+    values = np.full(5, 0.972)  # NumPy's sd of these is a rounding residue, not 0
+    tree = aggregate(pd.DataFrame({"test.accuracy": values}), ["test.accuracy"])
+    assert tree["test"]["accuracy"]["sd"] == 0.0
+    assert tree["test"]["accuracy"]["ci95_low"] == tree["test"]["accuracy"]["ci95_high"] == pytest.approx(0.972)
+
+
+def _summary(mean: float, learned: int = 5, seeds: int = 5) -> dict:
+    return {"seeds": seeds, "learned_seeds": learned, "test": {"accuracy": {"mean": mean, "sd": 0.01}},
+            "sharpness": {"mean_max_probability": {"mean": 0.9, "sd": 0.0}},
+            "agreement": {"all_seeds_agree": 0.95, "voting_seeds": seeds}}
+
+
+@pytest.mark.parametrize("mean, chance_accuracy, learned, expected", [
+    (0.99, 0.5, 5, "ok"),
+    (0.751, 0.5, 5, "ok"),  # halfway from chance 0.5 to 1 is 0.75
+    (0.732, 0.5, 5, "poor"),  # circle_relu_1x2: every seed learned something, none learned the circle
+    (0.417, 1 / 3, 5, "poor"),  # the hard spiral at 0.417 on three classes
+    (0.70, 1 / 3, 5, "ok"),
+    (0.99, 0.5, 4, "failed"),  # a seed that failed to learn outranks a good mean
+    (math.nan, 0.5, 5, "poor"),  # every seed diverged: no accuracy at all
+])
+def test_status_is_graded_from_chance_and_the_seeds(mean, chance_accuracy, learned, expected):
+    assert grade(_summary(mean, learned), chance_accuracy) == expected
+
+
+def test_the_headline_is_metrics_json_in_six_rounded_numbers():
+    top = headline(_summary(0.97200000000001, learned=4), 0.5)
+    assert top.as_dict() == {"test_accuracy": 0.972, "test_accuracy_sd": 0.01, "sharpness": 0.9, "agreement": 0.95,
+                             "learned": "4/5", "status": "failed"}

@@ -64,7 +64,12 @@ def test_a_point_like_the_base_scores_as_the_experiment_does(project):
 def test_dvc_shows_the_sweep_metrics_and_plot(project):
     shown = json.loads(run(project, "dvc", "metrics", "show", "--json").stdout)
     files = shown[""]["data"]
-    assert files[f"{RESULTS}/metrics.json"]["data"]["points"] == 4
+    headline = files[f"{RESULTS}/headline.json"]["data"]
+    table = pd.read_csv(project / RESULTS / "points.csv").set_index("point")
+    best = table.loc[headline["best_point"]]
+    assert headline["test_accuracy"] == round(best["test_accuracy"], 3) == round(table["test_accuracy"].max(), 3)
+    assert headline["learned"] == f"{(table['learned_seeds'] == table['seeds']).sum()}/4"
+    assert f"{RESULTS}/metrics.json" not in files  # the detail is an output, not a DVC metric
     out = project / "plots_out"
     run(project, "dvc", "plots", "show", f"{RESULTS}/accuracy.csv", "-o", str(out))
     html = (out / "index.html").read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,7 +73,24 @@ def test_exp_run_in_workspace_creates_one_tagged_run(project):
     assert stages_run(result.stdout) == {"train@linear_perceptron", "evaluate@linear_perceptron", "report"}
     new = [r for r in runs_in(root_store(project)) if r.info.run_id not in before]
     assert [(r.info.run_name, r.info.status, r.data.tags.get("dvc_exp_name")) for r in new] == [
-        ("linear_perceptron", "FINISHED", "lr-005")]
+        ("linear_perceptron (lr-005)", "FINISHED", "lr-005")]
+    baseline = run(project, "git", "rev-parse", "HEAD").stdout.strip()
+    assert new[0].data.tags["dvc_exp_baseline_rev"] == baseline
+
+
+def test_make_compare_shows_each_changed_experiments_headline_in_200_columns(project):
+    """After the DVC experiment above: the changed knob and the test accuracy of every DVC run of
+    that experiment, changed or not; the unchanged experiment not at all."""
+    shown = run(project, "python", "-m", "tools.compare", COLUMNS="200").stdout  # what `make compare` runs
+    lines = shown.splitlines()
+    assert max(map(len, lines)) <= 200, shown
+    rows = [line for line in lines if line.startswith("linear_perceptron")]
+    branch = run(project, "git", "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    assert [row.split()[1] for row in rows] == ["workspace", branch, "lr-005"], shown
+    assert ["learning_rate=0.05" in rows[0], "learning_rate=0.09" in rows[1], "learning_rate=0.05" in rows[2]] == [
+        True] * 3, shown
+    assert all(re.search(r" \d\.\d{3} ± \d\.\d{3} ", row) for row in rows), shown
+    assert "bands_sigmoid_1x10" not in shown
 
 
 def test_temp_and_queued_experiments_all_land_in_the_root_store(project):
@@ -89,9 +107,9 @@ def test_temp_and_queued_experiments_all_land_in_the_root_store(project):
     assert "Failed" not in status, status + run(project, "dvc", "queue", "logs", "q-bands", check=False).stdout
     new = [r for r in runs_in(root_store(project)) if r.info.run_id not in before]
     assert sorted((r.data.tags.get("dvc_exp_name"), r.info.run_name, r.info.status) for r in new) == [
-        ("q-bands", "bands_sigmoid_1x10", "FINISHED"),
-        ("q-linear", "linear_perceptron", "FINISHED"),
-        ("temp-lr", "linear_perceptron", "FINISHED"),
+        ("q-bands", "bands_sigmoid_1x10 (q-bands)", "FINISHED"),
+        ("q-linear", "linear_perceptron (q-linear)", "FINISHED"),
+        ("temp-lr", "linear_perceptron (temp-lr)", "FINISHED"),
     ]
     assert not list((project / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))
 
@@ -145,6 +163,7 @@ def mlflow_server(tmp_path):
 def test_pipeline_against_a_real_tracking_server(project, mlflow_server):
     import mlflow
     import numpy as np
+    import pandas as pd
 
     from intuition.network import load_layers, predict_proba
 
@@ -167,7 +186,8 @@ def test_pipeline_against_a_real_tracking_server(project, mlflow_server):
     X = np.random.default_rng(1).normal(size=(20, 2)).astype("float32")
     rep = json.loads((project / "results" / "linear_perceptron" / "metrics.json").read_text())["representative_seed"]
     expected = predict_proba(load_layers(project / "models" / "linear_perceptron" / "seeds" / f"seed_{rep}.keras"), X)
-    np.testing.assert_allclose(np.asarray(model.predict(X)).ravel(), expected[:, 1], atol=1e-5)
+    table = pd.DataFrame(X.astype(float), columns=["x1", "x2"])
+    np.testing.assert_allclose(np.asarray(model.predict(table)).ravel(), expected[:, 1], atol=1e-5)
 
 
 def test_a_server_that_is_down_fails_fast_with_one_line(project):

@@ -7,12 +7,19 @@ written when the user flips the sidebar toggle), else GenAI; the `mlflow.experim
 experiment tag is not read by this build. So the URL printed here carries
 `?workflowType=machine_learning`.
 
+What the runs view shows first (which runs, sorted how, which columns) cannot be set by the server
+or, for columns, by the URL. It can be set by the data: a *shared view* is an experiment tag
+`mlflow.sharedViewState.<key>` holding the view's state as JSON, and a URL with
+`viewStateShareKey=<key>` (and no search parameter of its own) opens it. This writes one, RUNS_VIEW:
+the latest run of each experiment and sweep, sorted by mean test accuracy, with the headline columns.
+
     python -m tools.ui [--host 127.0.0.1] [--port 5000] [--root DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -25,12 +32,37 @@ ROOT = Path(__file__).resolve().parents[1]
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
 DEFAULT_EXPERIMENT = "classification-intuition"
-RUNS_VIEW_QUERY = "workflowType=machine_learning"
+RUNS_VIEW = "experiments"  # the shared view's key
+RUNS_VIEW_QUERY = f"viewStateShareKey={RUNS_VIEW}&workflowType=machine_learning"
+RUN_NAME = "attributes.`Run Name`"
+COLUMNS = ["metrics.`test/accuracy`", "metrics.`test/accuracy_sd`", "metrics.`sharpness/mean_max_probability`",
+           "metrics.`seeds/all_seeds_agree`", "metrics.`seeds/learned`", "tags.`status`", "params.`dataset`",
+           "params.`layers`", "params.`optimizer`", "params.`learning_rate`", "params.`inputs`"]
 
 
 def runs_view_url(base_url: str, experiment_id: str) -> str:
-    """The UI page listing an experiment's runs (the "Model training" view, not GenAI Overview)."""
+    """The UI page listing an experiment's runs (the "Model training" view, not GenAI Overview) in
+    the shared view RUNS_VIEW."""
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{RUNS_VIEW_QUERY}"
+
+
+def runs_view_state() -> dict:
+    """The runs view's state as the UI saves a shared view (MLflow 3.17's frontend): one row per
+    experiment and sweep (the `latest` run of each: intuition.tracking.mark_latest; seeds and sweep
+    points are child runs, not listed), best mean test accuracy first, the headline columns shown.
+    `columnWidths` applies to the columns `columnOrder` lists."""
+    return {"searchFilter": "tags.latest = 'true'", "orderByKey": COLUMNS[0], "orderByAsc": False,
+            "selectedColumns": COLUMNS, "columnOrder": [RUN_NAME, *COLUMNS],
+            "columnWidths": {RUN_NAME: 300, COLUMNS[0]: 120, COLUMNS[1]: 140, COLUMNS[2]: 240, COLUMNS[3]: 170},
+            "runsHiddenMode": "SHOW_ALL"}
+
+
+def write_runs_view(client, experiment_id: str) -> None:
+    """Store RUNS_VIEW in the experiment (an experiment tag, as the UI's Share button does)."""
+    now = int(time.time() * 1000)
+    view = {"name": "Experiments by mean test accuracy", "createdAt": now, "updatedAt": now,
+            "state": json.dumps(runs_view_state())}
+    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{RUNS_VIEW}", json.dumps(view))
 
 
 def experiment_name(root: Path = ROOT) -> str:
@@ -49,6 +81,13 @@ def experiment_id(store_uri: str, name: str) -> str | None:
 
     experiment = MlflowClient(store_uri).get_experiment_by_name(name)
     return None if experiment is None else experiment.experiment_id
+
+
+# A light, quiet UI: MLflow's job runner (seven worker processes, ~1.3 GiB, for GenAI jobs) off,
+# no telemetry, no INFO lines or a Starlette deprecation warning after the link. (The registry
+# store URI above silences "Registry store URI not provided".)
+QUIET = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+         "MLFLOW_LOGGING_LEVEL": "WARNING", "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated"}
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -88,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     remote = os.environ.get("MLFLOW_TRACKING_URI", "")
     if remote.startswith(("http://", "https://")):
         exp_id = experiment_id(remote, name)
+        if exp_id:
+            from mlflow.tracking import MlflowClient
+
+            write_runs_view(MlflowClient(remote), exp_id)
         where = runs_view_url(remote, exp_id) if exp_id else remote
         print(f"MLFLOW_TRACKING_URI is {remote}: the runs are on that server, not in {STORE_FILE}.\n"
               f"Open {where}")
@@ -102,17 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         from intuition.tracking import follow_checkout
 
         follow_checkout(MlflowClient(store_uri).get_experiment(exp_id).artifact_location, root)
+        write_runs_view(MlflowClient(store_uri), exp_id)
     if not port_is_free(args.host, args.port):
         print(f"error: {args.host}:{args.port} is in use; try `make ui PORT={args.port + 1}`",
               file=sys.stderr)
         return 2
 
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_BACKEND_STORE_URI")}
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_BACKEND_STORE_URI")} | QUIET
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port),
-         "--workers", "1", "--backend-store-uri", store_uri,
-         "--default-artifact-root", (root / ARTIFACT_DIR).as_uri()],
+         "--workers", "1", "--backend-store-uri", store_uri, "--registry-store-uri", store_uri,
+         "--default-artifact-root", (root / ARTIFACT_DIR).as_uri(),
+         "--uvicorn-opts", "--log-level warning --no-access-log"],
         cwd=root, env=env)
     # `kill` (SIGTERM) stops the UI too, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -125,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"MLflow experiment {name!r} is not in {STORE_FILE} yet: run `make run` first.\n"
                   f"MLflow UI: {base_url}")
         else:
-            print(f"Runs of {name!r} (Model training view):\n  {runs_view_url(base_url, exp_id)}\n"
+            print(f"Experiments of {name!r}, best mean test accuracy first (the latest run of each):\n"
+                  f"  {runs_view_url(base_url, exp_id)}\n"
                   "Links inside the UI fall back to its GenAI pages until you click 'Model training'\n"
                   "in the sidebar once; the browser remembers that (docs/mlflow-ui.md).")
         print("Ctrl-C stops the UI.", flush=True)

@@ -155,6 +155,9 @@ def run_pipeline() -> str:
     return f"{ran} stages ran (both cores); status clean; a second, plain `dvc repro` ran nothing"
 
 
+TERMINAL_COLUMNS = 200  # `dvc metrics show` fits a wide terminal (with every aggregate as a DVC metric: 3,168 characters a line)
+
+
 def outputs_valid() -> str:
     from matplotlib.image import imread
 
@@ -177,9 +180,16 @@ def outputs_valid() -> str:
                 problems.append(f"{png}: blank image")
         except (OSError, ValueError, SyntaxError) as exc:
             problems.append(f"{png}: does not decode ({exc})")
+    shown = subprocess.run(["dvc", "metrics", "show"], capture_output=True, text=True,
+                           env=os.environ | {"COLUMNS": str(TERMINAL_COLUMNS)})
+    widest = max(map(len, shown.stdout.splitlines()), default=0)
+    if shown.returncode != 0 or widest > TERMINAL_COLUMNS:
+        problems.append(f"`dvc metrics show` prints lines of {widest} characters, more than {TERMINAL_COLUMNS} "
+                        f"(a headline.json has grown?){shown.stderr[-500:]}")
     if problems:
         raise Invalid("\n".join(problems))
-    return f"{len(params.experiments)} metrics files and {images} images valid"
+    return (f"{len(params.experiments)} metrics files and {images} images valid; `dvc metrics show` "
+            f"{widest} columns wide")
 
 
 def sweeps_valid() -> str:
