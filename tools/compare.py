@@ -56,10 +56,15 @@ def table(rows: list[dict], everything: bool = False) -> pd.DataFrame:
         for row, knob, number in zip(rows, knobs, numbers):
             lines.append({"experiment": key, "DVC run": run_label(row),
                           "changed": ", ".join(f"{k}={knob.get(k, '-')}" for k in changed) or "-",
-                          "test accuracy": accuracy_text(number), "sharpness": number["sharpness"],
-                          "agreement": number["agreement"], "learned": number["learned"], "status": number["status"]})
+                          "test accuracy": accuracy_text(number), "sharpness": three_decimals(number["sharpness"]),
+                          "agreement": three_decimals(number["agreement"]), "learned": number["learned"],
+                          "status": number["status"]})
     return pd.DataFrame(lines, columns=["experiment", "DVC run", "changed", "test accuracy", "sharpness",
                                         "agreement", "learned", "status"])
+
+
+def three_decimals(value) -> str | None:
+    return None if value is None else f"{value:.3f}"
 
 
 def accuracy_text(number: dict) -> str:
