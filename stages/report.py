@@ -18,11 +18,10 @@ from intuition.robustness import (
 from intuition.types import Grid, Points
 
 
-def status(headline: dict) -> str:
-    """headline.json's grade (intuition.metrics.grade) in words."""
+def status(headline: dict, summary: dict) -> str:
+    """headline.json's grade (intuition.metrics.grade) in words, with metrics.json's seed counts."""
     if headline["status"] == "failed":
-        learned, seeds = headline["learned"].split("/")
-        return f"{int(seeds) - int(learned)}/{seeds} seeds FAILED TO LEARN"
+        return f"{summary['seeds'] - summary['learned_seeds']}/{summary['seeds']} seeds FAILED TO LEARN"
     if headline["status"] == "poor":
         return "poor (less than halfway from chance to perfect)"
     return headline["status"]
@@ -61,7 +60,7 @@ def leaderboard(summaries: dict[str, dict], headlines: dict[str, dict], params) 
         lines.append(
             f"| {key} | {spec.dataset} | {spec.architecture()}, {spec.optimizer} {spec.learning_rate} | {spec.inputs} | "
             f"{sum(spec.parameter_counts())} | {mean_sd(s, 'val', 'accuracy')} | {mean_sd(s, 'test', 'accuracy')} | "
-            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {agreement(s)} | {status(headlines[key])} |")
+            f"{mean_sd(s, 'sharpness', 'mean_max_probability')} | {agreement(s)} | {status(headlines[key], s)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -71,7 +70,7 @@ def gallery_panel(key: str, summary: dict, headline: dict) -> figures.GalleryPan
                                    Points(r["test_X"], r["test_y"]), r["test_pred"])
     accuracy = summary.get("test", {}).get("accuracy", {"mean": np.nan, "sd": np.nan})
     return figures.GalleryPanel(key, view, accuracy["mean"], accuracy["sd"],
-                               "poor" if headline["status"] == "poor" else status(headline))
+                               "poor" if headline["status"] == "poor" else status(headline, summary))
 
 
 def sweeps_markdown(params) -> str:

@@ -31,15 +31,12 @@ def run_label(row: dict) -> str:
 def knobs_of(row: dict, key: str) -> dict[str, str]:
     """An experiment's params in one DVC run: its own knobs, its dataset's (`dataset.<knob>`) and
     the study's seeds, as text (lists such as `layers` compare as what they print)."""
-    params = {column.removeprefix(PARAMS): value for column, value in row.items() if ":" not in column.removeprefix(PARAMS)}
-    dataset = params.get(f"experiments.{key}.dataset")
-    prefixes = {f"experiments.{key}.": "", f"datasets.{dataset}.": "dataset.", "seed": "seed", "seeds": "seeds"}
-    knobs = {}
-    for column, value in params.items():
-        for prefix, name in prefixes.items():
-            if column.startswith(prefix) and (name in ("seed", "seeds")) == (column == prefix):
-                knobs[name + column[len(prefix):]] = str(value)
-    return knobs
+    params = {column.removeprefix(PARAMS): str(value) for column, value in row.items()
+              if ":" not in column.removeprefix(PARAMS)}  # metrics are `<file>:<key>`
+    own, data = f"experiments.{key}.", f"datasets.{params.get(f'experiments.{key}.dataset')}."
+    return ({name.removeprefix(own): value for name, value in params.items() if name.startswith(own)}
+            | {"dataset." + name.removeprefix(data): value for name, value in params.items() if name.startswith(data)}
+            | {name: params[name] for name in ("seed", "seeds") if name in params})
 
 
 def table(rows: list[dict], everything: bool = False) -> pd.DataFrame:
