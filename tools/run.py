@@ -1,6 +1,7 @@
 """`make run`: reproduce the pipeline, running independent stages at the same time.
 
-`python -m tools.run [--scheduler tcp://host:port] [--workers N]`, from the project root.
+`python -m tools.run [--scheduler tcp://host:port] [--workers N] [--process-per-stage]`, from the
+project root.
 
 1. One `dvc status` (DVC's Python API) finds the stale stages; they and every stage downstream of
    them are run, in the order of DVC's own stage graph (`repo.index.graph`). Nothing stale: exit at
@@ -10,15 +11,17 @@
    or, with `--scheduler`, on the workers of several machines sharing this working tree (at the
    same path; run as `python -m tools.run`, the tasks are shipped by value, so `dask worker`
    there needs no project code); Dask places the tasks, runs them and reports back.
-3. Each task runs `dvc repro --single-item <stage>` in its own process group, so DVC still decides
-   whether the stage changed, runs it, and owns dvc.lock, the run cache and its locks: a plain
-   `dvc repro` gives the same result. Why `--single-item`: without it every `dvc repro <stage>`
+3. Each task runs `dvc repro --single-item <stage>` in the Dask worker's persistent stage worker
+   (tools.stage_worker: one long-lived process, its own process group, that keeps DVC, TensorFlow,
+   MLflow and matplotlib imported from one stage to the next), or with `--process-per-stage` in a
+   `dvc` process of its own. Either way DVC still decides whether the stage changed, runs it, and
+   owns dvc.lock, the run cache and its locks: a plain `dvc repro` gives the same result. Why `--single-item`: without it every `dvc repro <stage>`
    would also walk (and lock) the stage's upstream stages while another worker runs them, the
    "is busy" failures of dvc issue 11054. If DVC's repo lock is still briefly busy, the stage is
    retried with a back-off.
 4. A failed stage skips its dependents, the other stages finish, and the command exits 1 naming
    the stage and its log (`.dvc/tmp/run-logs/<stage>.log`). Ctrl-C stops every running stage (its
-   whole process group), then the cluster, and exits 130; so does SIGTERM.
+   stage worker's or its `dvc`'s whole process group), then the cluster, and exits 130; so does SIGTERM.
 
 DVC_NO_ANALYTICS, when set, is passed on to every `dvc` this starts, on any machine.
 """
@@ -26,6 +29,7 @@ DVC_NO_ANALYTICS, when set, is passed on to every `dvc` this starts, on any mach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import re
@@ -100,28 +104,29 @@ def log_path(stage: str) -> Path:
     return LOG_DIR / (re.sub(r"[^\w@.-]", "_", stage) + ".log")
 
 
-def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False) -> dict:
+def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False,
+              persistent: bool = False, stage_worker=None) -> dict:
     """Run `dvc repro --single-item stage` until it succeeds, fails, or `stopped()` says Ctrl-C
-    was pressed. Retried while it fails only because DVC's lock is busy."""
+    was pressed. Retried while it fails only because DVC's lock is busy. `persistent`: in this
+    process's stage worker, else in a `dvc` process of its own. `stage_worker`: the
+    tools.stage_worker module (default: imported)."""
+    if stage_worker is None:
+        from tools import stage_worker
+
     log = Path(root) / log_path(stage)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     start = time.monotonic()
     for attempt in range(1, RETRIES + 1):
         offset = log.stat().st_size
-        with log.open("a") as out:
-            proc = subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=root,
-                                    env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    preexec_fn=default_sigint)
-        try:
-            while not exited(proc, POLL):
-                if stopped():
-                    return {"stage": stage, "status": "interrupted"}
-        finally:
-            terminate(proc)
+        if persistent:
+            code = stage_worker.worker_for(root, env).run(stage, log, stopped, POLL)
+        else:
+            code = dvc_process(stage, root, env, log, stopped, stage_worker.stop_group)
+        if code is None:
+            return {"stage": stage, "status": "interrupted"}
         seconds = round(time.monotonic() - start, 1)
-        if proc.returncode == 0:
+        if code == 0:
             return {"stage": stage, "status": "done", "seconds": seconds, "attempts": attempt}
         with log.open() as text:
             text.seek(offset)
@@ -131,6 +136,23 @@ def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False)
         with log.open("a") as out:
             out.write(f"\n--- tools.run: DVC's lock was busy; attempt {attempt + 1} ---\n")
         time.sleep(BACKOFF * 2 ** (attempt - 1))
+
+
+def dvc_process(stage: str, root: str, env: dict[str, str], log: Path, stopped, stop_group) -> int | None:
+    """`dvc repro --single-item stage` in its own process group: its exit code, or None if
+    `stopped()` said to stop first (the process is then stopped with `stop_group`)."""
+    with log.open("a") as out:
+        proc = subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=root,
+                                env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=default_sigint)
+    try:
+        while not exited(proc, POLL):
+            if stopped():
+                return None
+    finally:
+        stop_group(proc)
+    return proc.returncode
 
 
 def exited(proc: subprocess.Popen, timeout: float) -> bool:
@@ -146,25 +168,33 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def terminate(proc: subprocess.Popen) -> None:
-    """Stop a stage's whole process group (dvc and its command) as a terminal's Ctrl-C would,
-    so the stage can clean up (SIGINT), then SIGTERM, then SIGKILL."""
-    for sig, grace in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return  # the group is empty: nothing left running
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def stage_task(stage: str, root: str, env: dict[str, str], stop) -> dict:
+def stage_task(stage: str, root: str, env: dict[str, str], stop, persistent: bool, code: str) -> dict:
     """The Dask task: run the stage unless Ctrl-C was pressed (`stop`, a Dask Event, is set)."""
     if stop.is_set():
         return {"stage": stage, "status": "interrupted"}
-    return run_stage(stage, root, env, stopped=stop.is_set)
+    return run_stage(stage, root, env, stopped=stop.is_set, persistent=persistent,
+                     stage_worker=load_stage_worker(code))
+
+
+def load_stage_worker(code: str):
+    """tools.stage_worker in this Dask worker process, from the source this run sent (`code`): a
+    remote `dask worker` needs no project code. Loaded once per process, so that its stage
+    workers outlive the task that started them."""
+    import types
+
+    module = sys.modules.get("tools_run_stage_worker")
+    if module is None or module.SOURCE != code:
+        module = types.ModuleType("tools_run_stage_worker")
+        module.SOURCE = code
+        sys.modules[module.__name__] = module
+        exec(compile(code, "tools/stage_worker.py", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def stop_stage_workers(code: str) -> None:
+    """On every Dask worker at the end of a run: its stage workers stop (a remote Dask worker
+    outlives the run, and the next run may bring changed code)."""
+    load_stage_worker(code).stop_all()
 
 
 def start_cluster(scheduler: str | None, workers: int):
@@ -208,7 +238,8 @@ def outcome(stage: str, future) -> dict:
 def summarize(failed: list[str], root: Path) -> int:
     """Echo each failed stage's log tail to stderr, then a last line naming them; the exit code."""
     for stage in failed:
-        tail = (root / log_path(stage)).read_text(errors="replace").splitlines()[-20:]
+        log = root / log_path(stage)
+        tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else ["(no log)"]
         print(f"--- {stage}: last lines of {log_path(stage)} ---", *tail, sep="\n",
               file=sys.stderr, flush=True)
     if failed:
@@ -217,7 +248,8 @@ def summarize(failed: list[str], root: Path) -> int:
     return 1 if failed else 0
 
 
-def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers: int) -> int:
+def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers: int,
+        persistent: bool = True) -> int:
     """Run the planned stages on Dask; the exit code: 0, 1 if a stage failed, 130 on Ctrl-C.
 
     A stage is submitted once its upstream stages succeeded, and only when a worker thread is
@@ -227,6 +259,7 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
 
     env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     env |= {name: os.environ.get(name, value) for name, value in ONE_CORE_ENV.items()}
+    code = Path(__file__).with_name("stage_worker.py").read_text()
     client, cluster = start_cluster(scheduler, min(workers, len(stages)))
     run_id = uuid.uuid4().hex[:8]
     stop = Event(f"tools.run-stop-{run_id}", client=client)
@@ -238,7 +271,7 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
         free = threads - running.count()
         for stage in [stage for stage, upstream in waiting.items() if not upstream][:max(free, 0)]:
             del waiting[stage]
-            future = client.submit(stage_task, stage, str(root), env, stop,
+            future = client.submit(stage_task, stage, str(root), env, stop, persistent, code,
                                    key=f"{stage}-{run_id}", pure=False)
             names[future] = stage
             running.add(future)
@@ -280,20 +313,23 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
             pass
         return 130
     finally:
+        if persistent:
+            with contextlib.suppress(Exception):  # a closing cluster stops its workers' anyway
+                client.run(stop_stage_workers, code)
         client.close()
         if cluster is not None:
             cluster.close()
 
 
 def interrupt_local_stages() -> None:
-    """Ctrl-C straight to the stages running on this machine (each `dvc repro --single-item` is its
-    own process group, under a LocalCluster worker): they stop even if the stop event cannot get
+    """Ctrl-C straight to the stages running on this machine (each stage worker, or each
+    `dvc repro --single-item`, is its own process group under a LocalCluster worker): they stop even if the stop event cannot get
     through the Dask client that the same Ctrl-C interrupted mid-call."""
     import psutil
 
     for child in psutil.Process().children(recursive=True):
         try:
-            if "--single-item" in child.cmdline():
+            if {"--single-item", "--stage-worker"} & set(child.cmdline()):
                 os.killpg(child.pid, signal.SIGINT)
         except (psutil.Error, ProcessLookupError):
             pass
@@ -322,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="an existing Dask scheduler (default: a LocalCluster on this machine)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="LocalCluster worker processes (default: one per core, %(default)s)")
+    parser.add_argument("--process-per-stage", action="store_true",
+                        help="each stage in a `dvc repro --single-item` process of its own, as before "
+                             "stage workers (default: a persistent stage worker per Dask worker)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -340,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Pipeline is up to date: nothing to run ({time.monotonic() - start:.1f} s)")
             return 0
         print(f"{len(stages)} stage(s) to run: {', '.join(stages)}", flush=True)
-        code = run(stages, root, args.scheduler, args.workers)
+        code = run(stages, root, args.scheduler, args.workers, persistent=not args.process_per_stage)
     except KeyboardInterrupt:
         code = 130
     print(f"total {time.monotonic() - start:.1f} s", flush=True)
