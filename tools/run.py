@@ -142,7 +142,7 @@ def dvc_process(stage: str, root: str, env: dict[str, str], log: Path, stopped, 
     """`dvc repro --single-item stage` in its own process group: its exit code, or None if
     `stopped()` said to stop first (the process is then stopped with `stop_group`)."""
     with log.open("a") as out:
-        proc = subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=root,
+        proc = subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--single-item", stage], cwd=root,
                                 env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=default_sigint)

@@ -119,7 +119,9 @@ def repro(stage: str, log: Path) -> int:
     from dvc.cli import main as dvc
 
     with output_to(log):
-        return dvc(["repro", "--single-item", stage])
+        # --wait-for-lock: the other workers' DVC holds the repo lock for about a second per stage
+        # (reading and rewriting dvc.lock); DVC's own 3 s of retries were seen to run out.
+        return dvc(["--wait-for-lock", "repro", "--single-item", stage])
 
 
 def main() -> int:
