@@ -1,0 +1,112 @@
+"""tools.stage_worker: `make run`'s persistent stage workers, on a toy DVC project (real `dvc`, git)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tools import stage_worker
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+TOY_STAGE = """\
+import os, sys
+name = sys.argv[1]
+if name == "fails":
+    sys.exit("the toy stage was told to fail")
+with open(f"{name}.txt", "w") as out:  # what DVC and the caller told it
+    out.write(f"{os.environ['DVC_STAGE']} {os.environ['TOY']}\\n")
+with open(f"pid-{name}", "w") as out:  # the process it ran in: not an output
+    out.write(str(os.getpid()))
+print(f"toy stage {name} ran")
+"""
+
+
+def toy_project(path: Path) -> Path:
+    (path / "stages").mkdir(parents=True)
+    (path / "stages" / "__init__.py").write_text("")
+    (path / "stages" / "toy.py").write_text(TOY_STAGE)
+    stages = {name: {"cmd": f"python -m stages.toy {name}", "deps": ["stages/toy.py"], "outs": [f"{name}.txt"]}
+              for name in ("a", "b", "fails")}
+    stages["shell"] = {"cmd": "echo shell > shell.txt", "outs": ["shell.txt"]}  # not a `python -m stages.`
+    (path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    environ = env()
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "toy"]):
+        subprocess.run(args, cwd=path, env=environ, check=True, capture_output=True)
+    return path
+
+
+def env() -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    return environ | {"PATH": f"{BIN}{os.pathsep}{environ['PATH']}", "DVC_NO_ANALYTICS": "1", "TOY": "told"}
+
+
+def test_stages_run_in_one_process_and_dvc_records_them_as_dvc_repro_does(tmp_path, monkeypatch):
+    project = toy_project(tmp_path / "project")
+    twin = toy_project(tmp_path / "twin")
+    for name in ("a", "b", "shell"):
+        subprocess.run(["dvc", "repro", "--single-item", name], cwd=twin, env=env(), check=True, capture_output=True)
+
+    monkeypatch.setattr(os, "environ", env())
+    worker = stage_worker.StageWorker(str(project), {})
+    try:
+        logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "shell", "fails")}
+        codes = {name: worker.run(name, log, stopped=lambda: False, poll=0.1) for name, log in logs.items()}
+    finally:
+        worker.stop(interrupt=False)
+    assert worker.proc.returncode == 0  # it ended when its stdin did
+    assert codes == {"a": 0, "b": 0, "shell": 0, "fails": 255}  # 255: DVC's exit code of a failed stage
+
+    pids = {(project / f"pid-{name}").read_text() for name in ("a", "b")}
+    assert pids == {str(worker.proc.pid)}  # both in the worker itself
+    assert (project / "a.txt").read_text() == "a told\n"  # DVC's and the caller's environment
+    assert "toy stage a ran" in logs["a"].read_text()
+    assert "the toy stage was told to fail" in logs["fails"].read_text()
+    assert "failed to reproduce 'fails'" in logs["fails"].read_text()
+
+    lock, twin_lock = (yaml.safe_load((p / "dvc.lock").read_text()) for p in (project, twin))
+    assert lock == twin_lock  # every dep's and out's hash, as `dvc repro` wrote them
+    status = subprocess.run(["dvc", "status", "a", "b", "shell"], cwd=project, env=env(), capture_output=True, text=True)
+    assert "up to date" in status.stdout, status.stdout
+
+
+def test_a_stage_leaves_the_worker_as_it_found_it(tmp_path, monkeypatch):
+    package = tmp_path / "stages"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "probe.py").write_text(
+        "import os, sys\nos.environ['LEAK'] = '1'\nos.chdir('/')\n"
+        "if sys.argv[1:] == ['boom']:\n    raise ValueError('boom')\n"
+        "sys.exit(int(sys.argv[1]))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cwd, argv = os.getcwd(), list(sys.argv)
+    assert stage_worker.run_in_process("python -m stages.probe 0", str(tmp_path), {"A": "b"}) == 0
+    assert stage_worker.run_in_process("python -m stages.probe 3", str(tmp_path), {}) == 3
+    assert stage_worker.run_in_process("python -m stages.probe boom", str(tmp_path), {}) == 1
+    assert (os.getcwd(), sys.argv, "LEAK" in os.environ) == (cwd, argv, False)
+
+
+def test_the_lock_file_is_written_byte_for_byte_as_dvc_writes_it(tmp_path):
+    """DVC's update of dvc.lock (round-trip parse, change, dump) against the worker's, on this
+    project's committed lock file (every stage kind, params of every type), changed by a value
+    that needs quoting."""
+    from dvc.utils.serialize import modify_yaml
+
+    text = (ROOT / "dvc.lock").read_text()
+    quoted = "0" * 32 + "\u00e9 'single' \"double\": x"
+    written = {}
+    for name, modify in (("dvc", modify_yaml), ("worker", stage_worker.modify_lockfile)):
+        path = tmp_path / name / "dvc.lock"
+        path.parent.mkdir()
+        path.write_text(text)
+        with modify(path) as data:
+            data["stages"]["report"]["outs"][0]["md5"] = quoted
+        written[name] = path.read_text()
+    assert written["worker"] == written["dvc"] != text
+    assert yaml.safe_load(written["worker"])["stages"]["report"]["outs"][0]["md5"] == quoted
