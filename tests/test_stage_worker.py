@@ -77,7 +77,7 @@ def test_stages_run_in_one_process_and_dvc_records_them_as_dvc_repro_does(tmp_pa
 
 
 def test_a_stage_leaves_the_worker_as_it_found_it(tmp_path, monkeypatch):
-    package = tmp_path / "stages"
+    package = tmp_path / "toy_probe"  # not `stages`: the suite has imported the project's own
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "probe.py").write_text(
@@ -86,9 +86,9 @@ def test_a_stage_leaves_the_worker_as_it_found_it(tmp_path, monkeypatch):
         "sys.exit(int(sys.argv[1]))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     cwd, argv = os.getcwd(), list(sys.argv)
-    assert stage_worker.run_in_process("python -m stages.probe 0", str(tmp_path), {"A": "b"}) == 0
-    assert stage_worker.run_in_process("python -m stages.probe 3", str(tmp_path), {}) == 3
-    assert stage_worker.run_in_process("python -m stages.probe boom", str(tmp_path), {}) == 1
+    assert stage_worker.run_in_process("python -m toy_probe.probe 0", str(tmp_path), {"A": "b"}) == 0
+    assert stage_worker.run_in_process("python -m toy_probe.probe 3", str(tmp_path), {}) == 3
+    assert stage_worker.run_in_process("python -m toy_probe.probe boom", str(tmp_path), {}) == 1
     assert (os.getcwd(), sys.argv, "LEAK" in os.environ) == (cwd, argv, False)
 
 
