@@ -143,7 +143,7 @@ class PeakMemory:
                         self.peaks[stage] = max(self.peaks.get(stage, 0), child.memory_info().rss)
                 except (psutil.Error, IndexError):
                     pass
-            time.sleep(0.05)
+            time.sleep(0.2)  # at 0.05 s this sampler took ~23 % of a core from what it measured
 
 
 def cold(project: Path, *command: str) -> tuple[float, dict, str]:
