@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from textwrap import fill
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -456,40 +457,125 @@ def _accuracy_note(mean: float, sd: float) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{mean:.3f}"
 
 
-def gallery(panels: list[list[GalleryPanel]], title: str) -> Figure:
-    """Every experiment's decision regions (its representative seed), one row per dataset, its test
-    accuracy over seeds in the corner as in sklearn's classifier comparison."""
-    n_cols = max(len(row) for row in panels)
-    # Never narrower than the two-line title and a two-column legend, even for a single panel.
-    fig = Figure(figsize=(max(3 * n_cols, 5.5), 3 * len(panels) + 1.2), layout="constrained")
-    fig.suptitle(f"{title}: decision regions of each experiment's representative seed\n"
-                 "test accuracy mean ± sd over seeds in the lower-right corner", fontsize="large")
-    axes = fig.subplots(len(panels), n_cols, squeeze=False)
+GALLERY_COLUMNS = 5  # at README width (~900 px) a panel is then ~170 px wide and its title legible
+GALLERY_PANEL = 2.3  # inches a side
+GALLERY_ALARM = "#d62728"  # a failed or poor panel's title and frame
+GALLERY_HEADING_CHARS = 17  # of a heading in x-large bold that fit over one panel
+GALLERY_TITLE_CHARS = 20  # of a panel's title line in large bold that fit over it (plain: 23)
+
+
+@dataclass(frozen=True)
+class GallerySpan:
+    """One row's run of a group's panels: `count` panels of group `group` from its `start`-th,
+    drawn from column `col` of row `row` under one heading."""
+
+    group: str
+    row: int
+    col: int
+    start: int
+    count: int
+
+
+def gallery_layout(sizes: Mapping[str, int], n_cols: int = GALLERY_COLUMNS) -> list[GallerySpan]:
+    """Where each group's panels go, in order, `n_cols` to a row. A group goes on the current row
+    if it fits there; one that fits in a row but not in what is left of this one starts a new row;
+    one larger than a row has to wrap anyway, so it fills what is left of this row (unless only one
+    cell is left: a lone panel under a heading reads as a group of one)."""
+    spans, row, col = [], 0, 0
+    for group, n in sizes.items():
+        free = n_cols - col
+        if col and n > free and (n <= n_cols or free < 2):
+            row, col = row + 1, 0
+        start = 0
+        while start < n:
+            count = min(n - start, n_cols - col)
+            spans.append(GallerySpan(group, row, col, start, count))
+            start, col = start + count, col + count
+            if col == n_cols:
+                row, col = row + 1, 0
+    return spans
+
+
+def _wrap_key(key: str, width: int) -> str:
+    """A key broken after underscores into lines of at most `width` characters where it can be:
+    "relu_1x100_standardized" -> "relu_1x100_\nstandardized"; read whole, it is still the key."""
+    lines: list[list[str]] = [[]]
+    for part in key.split("_"):
+        if lines[-1] and len("_".join([*lines[-1], part])) > width:
+            lines.append([])
+        lines[-1].append(part)
+    return "_\n".join("_".join(line) for line in lines)
+
+
+def _gallery_heading(ax, span: GallerySpan, n_panels: int) -> None:
+    """A rule over the span's panels, the group's name (and how many panels it has) on it."""
+    more = " (continued)" if span.start else (f" · {n_panels} experiments" if n_panels > 1 else "")
+    heading, fontsize = f"{span.group}{more}", "x-large"
+    # x-large bold is ~9.5 pt a character: a longer name (one panel is 2.3 in) would run into the
+    # next heading, so it is set smaller and broken after underscores to its panels' width.
+    if len(heading) > GALLERY_HEADING_CHARS * span.count:
+        heading, fontsize = _wrap_key(heading, int(GALLERY_HEADING_CHARS * 1.2 * span.count)), "large"
+    ax.set_title(heading, loc="left", fontsize=fontsize, weight="bold", pad=3)
+    ax.set(xticks=[], yticks=[])
+    for side in ("top", "left", "right"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set(linewidth=2, color="0.3")
+
+
+def _gallery_panel(ax, panel: GalleryPanel, group: str) -> int:
+    """One experiment's regions; its title is the key without the group's name, then the test
+    accuracy over seeds, then (in red, the frame too) its status if it is not ok. Every line is
+    wrapped to the panel's width: a title never runs into its neighbours'."""
+    _draw_regions(ax, panel.view)
+    ax.set(xticks=[], yticks=[])
+    alarm = panel.status != "ok"
+    width = GALLERY_TITLE_CHARS if alarm else GALLERY_TITLE_CHARS + 3  # bold is wider
+    lines = [_wrap_key(panel.key.removeprefix(f"{group}_") or panel.key, width)]
+    accuracy = _accuracy_note(panel.accuracy_mean, panel.accuracy_sd)
+    if not alarm:
+        lines.append(accuracy)
+    elif len(f"{accuracy} · {panel.status}") <= width:  # "0.596 ± 0.164 · poor"
+        lines.append(f"{accuracy} · {panel.status}")
+    else:  # a little shorter than a panel: "1/5 seeds FAILED" over "TO LEARN"
+        lines += [accuracy, fill(panel.status, width - 4)]
+    ax.set_title("\n".join(lines), fontsize="large", linespacing=1.3, pad=4,
+                 **(dict(color=GALLERY_ALARM, weight="bold") if alarm else {}))
+    if alarm:
+        for spine in ax.spines.values():
+            spine.set(color=GALLERY_ALARM, linewidth=3)
+    return panel.view.n_classes
+
+
+def gallery(groups: Mapping[str, Sequence[GalleryPanel]], title: str, n_cols: int = GALLERY_COLUMNS) -> Figure:
+    """Every experiment's decision regions (its representative seed), grouped by dataset in the
+    order given: `groups` maps a dataset's name to its experiments' panels. Panels flow `n_cols`
+    to a row (`gallery_layout`); each group's panels stand under a heading with its name. Each
+    panel's title gives the experiment, its test accuracy over seeds, and in red (the frame too)
+    its status if not ok; nothing is written over the points."""
+    groups = {name: list(panels) for name, panels in groups.items() if len(panels)}
+    spans = gallery_layout({name: len(panels) for name, panels in groups.items()}, n_cols)
+    n_rows = spans[-1].row + 1 if spans else 1
+    # Each row: a heading (a rule under the dataset's name) over panels with 2-3 line titles.
+    fig = Figure(figsize=(GALLERY_PANEL * n_cols + 0.4, (GALLERY_PANEL + 0.95) * n_rows + 1.4), layout="constrained")
+    fig.suptitle(f"{title}: decision regions of each experiment's representative seed, by dataset\n"
+                 "under each experiment's name: its test accuracy, mean ± sd over seeds; "
+                 "red: a seed failed to learn, or poor accuracy", fontsize="x-large")
+    fig.get_layout_engine().set(h_pad=0.06)  # a little air above each heading
+    grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[0.001, 1] * n_rows)
     n_classes = 2
-    for row, row_axes in zip(panels, axes):
-        for ax, panel in zip(row_axes, row + [None] * (n_cols - len(row))):
-            if panel is None:
-                ax.set_axis_off()
-                continue
-            _draw_regions(ax, panel.view)
-            n_classes = max(n_classes, panel.view.n_classes)
-            ax.set(xticks=[], yticks=[])
-            ax.set_title(panel.key, fontsize="medium")
-            ax.text(0.97, 0.03, _accuracy_note(panel.accuracy_mean, panel.accuracy_sd), transform=ax.transAxes,
-                    ha="right", va="bottom", fontsize="large", weight="bold",
-                    bbox=dict(fc="white", ec="none", alpha=0.7, pad=2))
-            if panel.status != "ok":
-                ax.text(0.5, 0.5, panel.status, transform=ax.transAxes, ha="center", va="center", wrap=True,
-                        color="red", fontsize="x-large", weight="bold", bbox=dict(fc="white", ec="red", alpha=0.85))
+    for span in spans:
+        cols = slice(span.col, span.col + span.count)
+        _gallery_heading(fig.add_subplot(grid[2 * span.row, cols]), span, len(groups[span.group]))
+        for i, panel in enumerate(groups[span.group][span.start:span.start + span.count]):
+            ax = fig.add_subplot(grid[2 * span.row + 1, span.col + i])
+            n_classes = max(n_classes, _gallery_panel(ax, panel, span.group))
     handles = _class_handles(n_classes) + _marker_handles()
     # Constrained layout does not stack an outside legend with the suptitle, so it goes below.
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 * n_cols))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="large")
     return fig
 
 
 # --- Inside the network: every unit, and a relu network's linear regions -------------------------
-
-from textwrap import fill  # noqa: E402
 
 if TYPE_CHECKING:  # annotations only: figures need no forward pass (intuition.inside computes these)
     from intuition.inside import LayerMaps, Regions

@@ -112,11 +112,10 @@ def main() -> None:
     headlines = {key: files.read_json(files.EvaluateOutputs(key).headline) for key in params.experiments}
     per_seed = files.read_per_seed(params.experiments, params.sweeps)
 
-    rows: dict[str, list] = {}
+    groups: dict[str, list] = {name: [] for name in params.datasets}  # the leaderboard's order
     for key, spec in params.experiments.items():
-        rows.setdefault(spec.dataset, []).append(gallery_panel(key, summaries[key], headlines[key]))
-    gallery = figures.gallery(list(rows.values()),
-                              f"Classification Intuition ({params.seeds} seeds each; rows: datasets)")
+        groups[spec.dataset].append(gallery_panel(key, summaries[key], headlines[key]))
+    gallery = figures.gallery(groups, f"Classification Intuition ({params.seeds} seeds each)")
     with files.atomic_path(files.REPORT / "gallery.png") as tmp:
         gallery.savefig(tmp, dpi=params.plots.dpi, bbox_inches="tight")
 

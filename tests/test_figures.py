@@ -11,6 +11,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
+from matplotlib.text import Text
 
 from intuition import figures
 from intuition.figures import DataNames, GalleryPanel, LayerBox, RegionsView
@@ -454,23 +455,91 @@ def test_architecture_diagram(tmp_path, n_layers, standardized):
 # --- gallery -------------------------------------------------------------------------------------
 
 
+def _failed(view: RegionsView) -> RegionsView:
+    """The view of a model whose outputs are all NaN."""
+    return RegionsView(view.grid, np.full_like(view.proba, np.nan), view.train, view.test, view.test_pred)
+
+
+def _spans_of(fig):
+    """The gallery's panels (axes with a centre title) and headings (a left title only)."""
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    headings = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    return panels, headings
+
+
 def test_gallery(tmp_path):
-    row2 = [GalleryPanel(f"exp{s}", _dataset(2, seed=s), 0.9934, 0.0041) for s in (1, 2, 3)]
-    failed = _dataset(3, seed=5)
-    failed = RegionsView(failed.grid, np.full_like(failed.proba, np.nan), failed.train, failed.test,
-                         failed.test_pred)
-    row3 = [GalleryPanel("exp4", _dataset(3, seed=4), 0.95, float("nan")),
-            GalleryPanel("exp5", failed, 0.412, 0.2, status="2/5 failed to learn")]
-    fig = figures.gallery([row2, row3], KEY)
+    blobs2 = [GalleryPanel(f"blobs2_exp{s}", _dataset(2, seed=s), 0.9934, 0.0041) for s in (1, 2, 3)]
+    blobs3 = [GalleryPanel("blobs3_exp4", _dataset(3, seed=4), 0.95, float("nan")),
+              GalleryPanel("other_exp5", _failed(_dataset(3, seed=5)), 0.412, 0.2, status="2/5 failed to learn"),
+              GalleryPanel("blobs3_exp6", _dataset(3, seed=6), 0.6, 0.1, status="poor")]
+    fig = figures.gallery({"blobs2": blobs2, "empty": [], "blobs3": blobs3}, KEY)
     _check(fig, tmp_path, "gallery")
-    assert [ax.get_title() for ax in fig.axes[:5]] == ["exp1", "exp2", "exp3", "exp4", "exp5"]
-    assert not fig.axes[5].axison  # the short second row leaves its last axes blank
-    corner = lambda ax: [t.get_text() for t in ax.texts]  # noqa: E731
-    assert corner(fig.axes[0]) == ["0.993 ± 0.004"]  # status ok: nothing written over the panel
-    assert corner(fig.axes[3]) == ["0.950"]  # sd unknown (one seed): the mean alone
-    status = next(t for t in fig.axes[4].texts if t.get_text() == "2/5 failed to learn")
-    assert to_rgb(status.get_color()) == to_rgb("red")
-    assert "0.412 ± 0.200" in corner(fig.axes[4])
+    panels, headings = _spans_of(fig)
+    # Each panel: the key without its group's name (another key whole), then the accuracy over seeds.
+    assert [ax.get_title() for ax in panels] == [
+        "exp1\n0.993 ± 0.004", "exp2\n0.993 ± 0.004", "exp3\n0.993 ± 0.004",
+        "exp4\n0.950",  # sd unknown (one seed): the mean alone
+        "other_exp5\n0.412 ± 0.200\n2/5 failed to\nlearn", "exp6\n0.600 ± 0.100 · poor"]
+    assert [ax.get_title(loc="left") for ax in headings] == ["blobs2 · 3 experiments", "blobs3 · 3 experiments"]
+    assert not any(ax.texts for ax in fig.axes)  # nothing written over the points
+    for ax in panels:  # failed and poor panels in red, title and frame; the others as usual
+        red = ax.title.get_color() == figures.GALLERY_ALARM
+        assert red == (ax.get_title().split("\n")[0] in ("other_exp5", "exp6"))
+        assert all((to_rgb(spine.get_edgecolor()) == to_rgb(figures.GALLERY_ALARM)) == red
+                   for spine in ax.spines.values())
+
+
+def test_gallery_layout_flows_groups_in_order_and_splits_only_what_cannot_fit():
+    sizes = dict(zip("abcdefghi", [1, 4, 1, 1, 7, 2, 1, 3, 1]))
+    spans = figures.gallery_layout(sizes, n_cols=5)
+    cells = [(s.row, s.col + i) for s in spans for i in range(s.count)]
+    assert len(cells) == len(set(cells)) == 21 and all(0 <= col < 5 for _, col in cells)
+    assert cells == sorted(cells)  # reading order is the groups' order, each group's panels in order
+    assert [(s.group, s.start) for s in spans if s.start] == [("e", 3)]  # only the group of 7 is split
+    assert max(s.row for s in spans) + 1 == 5  # 21 panels in ceil(21 / 5) rows: no row wasted
+    # A group that fits in a row but not in what is left of this one starts a new row ...
+    assert [(s.row, s.col) for s in figures.gallery_layout({"a": 4, "b": 2}, n_cols=5)] == [(0, 0), (1, 0)]
+    # ... and one that wraps anyway fills this row, unless it would leave a lone panel there.
+    assert [(s.row, s.col, s.count) for s in figures.gallery_layout({"a": 3, "b": 7}, 5)] == [
+        (0, 0, 3), (0, 3, 2), (1, 0, 5)]
+    assert [(s.row, s.col, s.count) for s in figures.gallery_layout({"a": 4, "b": 7}, 5)] == [
+        (0, 0, 4), (1, 0, 5), (2, 0, 2)]
+
+
+def _tiny(seed) -> RegionsView:
+    """A small view: a 12x12 grid, a few points; the layout, not the regions, is under test."""
+    view = _dataset(2, seed=seed)
+    grid = Grid(view.grid.xx[::5, ::5], view.grid.yy[::5, ::5])
+    return RegionsView(grid, view.proba[::5, ::5], view.train, view.test, view.test_pred)
+
+
+def test_gallery_texts_stay_over_their_own_panels_and_the_panels_fill_the_figure():
+    names = ["linear", "bands", "spiral_easy", "a_dataset_with_a_rather_long_name", "circle", "xor", "gauss",
+             "stripes", "moons"]
+    status = "5/5 seeds FAILED TO LEARN"
+    groups = {name: [GalleryPanel(f"{name}_relu_1x100_standardized", _tiny(i + j), 0.5, 0.01,
+                                  status=status if j == 0 else "ok") for j in range(n)]
+              for i, (name, n) in enumerate(zip(names, [1, 4, 1, 1, 7, 2, 1, 3, 1]))}
+    fig = figures.gallery(groups, KEY)
+    FigureCanvasAgg(fig).draw()
+    panels, headings = _spans_of(fig)
+    assert len(panels) == 21
+    texts = [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]  # titles, headings, legend
+    boxes = [t.get_window_extent() for t in texts]
+    for i, a in enumerate(boxes):  # no text runs into another
+        assert not any(a.overlaps(b) for b in boxes[i + 1:]), texts[i].get_text()
+    gap = min(b.get_window_extent().x0 - a.get_window_extent().x1 for a, b in zip(panels, panels[1:])
+              if b.get_window_extent().x0 > a.get_window_extent().x1)
+    for ax in panels:  # each panel title over its own panel, nothing inside it
+        frame, box = ax.get_window_extent(), ax.title.get_window_extent()
+        assert frame.x0 - gap / 2 <= box.x0 and box.x1 <= frame.x1 + gap / 2, ax.get_title()
+        assert box.y0 >= frame.y1
+    shown = " ".join(ax.get_title(loc="left") for ax in headings)
+    assert all(name in shown.replace("_\n", "_") for name in names)  # every dataset named over its panels
+    # The panels fill the figure: here 46 % of it with 4-line titles over most rows, 57 % without;
+    # one row per group, as the gallery was, left 28 %.
+    width, height = fig.get_size_inches() * fig.dpi
+    assert sum(ax.get_window_extent().width * ax.get_window_extent().height for ax in panels) > 0.4 * width * height
 
 
 # --- inside the network --------------------------------------------------------------------------
