@@ -26,6 +26,7 @@ DATA = Path("data")
 MODELS = Path("models")
 RESULTS = Path("results")
 REPORT = Path("report")
+SITE = REPORT / "site"  # the offline HTML report (stages/report.py, intuition/site.py)
 # Metrics files hold this many significant digits: enough for every comparison made here, and
 # few enough that float round-off between machines does not change a committed number.
 SIGNIFICANT_DIGITS = 6
@@ -71,6 +72,11 @@ class EvaluateOutputs:
     # The boundary's evolution over training (from train@'s snapshots), inside figures/.
     evolution_gif = property(lambda self: self.figures / "evolution.gif")
     evolution_filmstrip = property(lambda self: self.figures / "evolution_filmstrip.png")
+    # The same frames for the report site's epoch slider: stacked top to bottom in one PNG, and
+    # what each shows (epoch, validation accuracy, frame size).
+    evolution_frames = property(lambda self: self.root / "evolution_frames.png")
+    evolution = property(lambda self: self.root / "evolution.json")
+    mlflow_run = property(lambda self: self.root / "mlflow_run.json")  # the run this execution recorded
 
 
 @dataclass(frozen=True)

@@ -514,15 +514,21 @@ LINKS = ((re.compile(r"arXiv[:\s]*(\d{4}\.\d{4,5})", re.IGNORECASE), "https://ar
          (re.compile(r"(https?://[^\s,;]+)"), "{}"))
 
 
+def citation_link(citation: str) -> tuple[str, str | None]:
+    """A citation's text, and the address of the arXiv id, DOI or URL it names (None if none)."""
+    for pattern, address in LINKS:
+        if found := pattern.search(citation):
+            return citation.strip(), address.format(found.group(1).rstrip('.)'))
+    return citation.strip(), None
+
+
 def cited(citation: str | None) -> str:
     """A citation as Markdown, linked to its arXiv id, DOI or URL when it names one; '–' for none."""
     if not citation:
         return "–"
-    text = citation.strip().replace("|", "\\|")
-    for pattern, address in LINKS:
-        if found := pattern.search(citation):
-            return f"[{text}]({address.format(found.group(1).rstrip('.)'))})"
-    return text
+    text, address = citation_link(citation)
+    text = text.replace("|", "\\|")
+    return f"[{text}]({address})" if address else text
 
 
 def to_markdown(outcomes: list[Outcome], draws: Mapping[str, Draws] | None = None) -> str:

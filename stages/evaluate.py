@@ -185,6 +185,14 @@ def write(inputs: Inputs, scored: Scored, drawings: dict[str, Figure], evolved: 
         for name, fig in drawings.items():
             fig.savefig(tmp / f"{name}.png", dpi=inputs.params.plots.dpi)
         (tmp / out.evolution_gif.name).write_bytes(evolution.gif_bytes(evolved.gif_frames))
+    with files.atomic_path(out.evolution_frames) as tmp:
+        evolution.picture(np.vstack(evolved.gif_frames)).save(tmp, format="PNG", optimize=True)
+    height, width = evolved.gif_frames[0].shape
+    files.write_json(out.evolution, {
+        "seed": rep, "frame_height": height, "frame_width": width,
+        "epochs": [frame.epoch for frame in evolved.frames],
+        "val_accuracy": [None if not np.isfinite(f.val_accuracy) else round(float(f.val_accuracy), 4)
+                         for f in evolved.frames]})
 
 
 SIGNATURE_ROWS = 20  # rows of the fitted data from which the logged model's signature is inferred
@@ -221,6 +229,8 @@ def main() -> None:
     drawings, evolved = draw(inputs, scored)
     write(inputs, scored, drawings, evolved)
     run_id = record(experiment_id, inputs, scored, evolved)
+    files.write_json(inputs.out.mlflow_run, {"experiment": params.mlflow.experiment_name,
+                                             "experiment_id": experiment_id, "run_id": run_id})
 
     top = scored.headline
     print(f"{key}: test accuracy {top.test_accuracy:.3f} ± {top.test_accuracy_sd:.3f}, {top.learned} seeds learned:"

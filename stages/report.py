@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 
-from intuition import figures, files
+from intuition import figures, files, site
 from intuition.config import load_or_exit, user_errors
 from intuition.findings import evaluate as check_findings
 from intuition.findings import failures, knobs_of, load_findings_for, to_markdown
@@ -104,6 +104,36 @@ def sweep_pictures(params) -> None:
             shutil.copyfile(files.SweepOutputs(key).figures / f"{name}.png", tmp / f"{key}.png")
 
 
+def experiment_view(key: str, params, summary: dict, headline: dict) -> site.ExperimentView:
+    spec, out = params.experiments[key], files.EvaluateOutputs(key)
+    return site.ExperimentView(
+        key=key, dataset=spec.dataset, architecture=spec.architecture(), summary_text=spec.summary(),
+        inputs=spec.inputs, optimizer=spec.optimizer, learning_rate=spec.learning_rate,
+        parameters=sum(spec.parameter_counts()), headline=headline, metrics=summary,
+        seeds=files.read_csv(out.seeds), curves=files.read_csv(out.curves), evolution=files.read_json(out.evolution),
+        mlflow_run=files.read_json(out.mlflow_run) if out.mlflow_run.exists() else None,
+        figures=tuple(sorted(p.stem for p in out.figures.glob("*.png"))))
+
+
+def sweep_view(key: str, params) -> site.SweepView:
+    out = files.SweepOutputs(key)
+    return site.SweepView(key, params.sweeps[key].base, dict(params.sweeps[key].axes), files.read_json(out.metrics),
+                          files.read_csv(out.points), tuple(sorted(p.stem for p in out.figures.glob("*.png"))))
+
+
+def write_site(params, summaries: dict, headlines: dict, outcomes, held) -> None:
+    """report/site/: the offline HTML report (intuition.site), replaced whole."""
+    built = site.Site(
+        title="Classification Intuition", seeds=params.seeds,
+        experiments={key: experiment_view(key, params, summaries[key], headlines[key]) for key in params.experiments},
+        datasets=list(params.datasets), outcomes=outcomes, draws=held,
+        sweeps={key: sweep_view(key, params) for key in params.sweeps})
+    with files.atomic_path(files.SITE) as tmp:
+        for name, text in site.pages(built).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
+
+
 def main() -> None:
     params = load_or_exit()
     with user_errors():
@@ -130,6 +160,7 @@ def main() -> None:
     held = over_base_seeds(findings, in_draws)
     files.write_text(files.REPORT / "findings.md", "# Findings\n\n" + to_markdown(outcomes, held))
     sweep_pictures(params)
+    write_site(params, summaries, headlines, outcomes, held)
     files.write_text(files.REPORT / "sweeps.md", sweeps_markdown(params))
     print(table)
     for outcome in outcomes:

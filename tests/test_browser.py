@@ -367,21 +367,13 @@ def plots_page(project: Path, out: Path, *targets: str) -> tuple[list[str], dict
 
 def test_dvc_plots_page_draws_each_experiments_curves_and_confusion_counts(project, tmp_path):
     order, specs = plots_page(project, tmp_path / "all")
-    # The sweep's chart comes after the experiments' charts, its figures after theirs.
-    swept = [item for item in order if item.startswith("results_sweeps_")]
+    # Charts only (figures/ are outs, not plots: report/site/ shows them), experiment by experiment,
+    # then the sweep's.
+    charts = [f"results_{key}_{name}" for key in EXPERIMENTS for name in ("curves_csv", "test_predictions_csv")]
     chart = f"results_sweeps_{SWEEP}_accuracy_csv"
-    assert swept[0] == chart and order.index(chart) == 2 * len(EXPERIMENTS) and order[-len(swept) + 1:] == swept[1:]
+    assert order == charts + [chart]
     lines = pd.DataFrame(specs[chart]["data"]["values"])
     assert set(lines["series"]) == {"width=4", "width=8"} and set(lines["axis"]) == {"depth"}
-    assert f"results_sweeps_{SWEEP}_figures_phase_test_accuracy_depth_x_width.png" in swept
-    order = [item for item in order if item not in swept]
-    charts = [f"results_{key}_{name}" for key in EXPERIMENTS for name in ("curves_csv", "test_predictions_csv")]
-    assert order[:len(charts)] == charts, "every chart first, experiment by experiment"
-    images = order[len(charts):]
-    owners = [next(key for key in EXPERIMENTS if image.startswith(f"results_{key}_figures_")) for image in images]
-    assert owners == sorted(owners) and set(owners) == set(EXPERIMENTS), "each experiment's figures together"
-    assert {i.removeprefix(f"results_{SHOWN}_figures_") for i in images if i.startswith(f"results_{SHOWN}_")} >= {
-        "training_curves.png", "decision_regions.png", "seed_agreement.png", "architecture.png"}
 
     curves = specs[f"results_{SHOWN}_curves_csv"]
     assert curves["title"] == f"{SHOWN} training curves (mean over seeds)"
@@ -401,5 +393,148 @@ def test_dvc_plots_page_draws_each_experiments_curves_and_confusion_counts(proje
 
     # One experiment on its own page, as the README shows.
     alone, _ = plots_page(project, tmp_path / "one", f"results/{SHOWN}/.*")
-    assert alone[:2] == [f"results_{SHOWN}_curves_csv", f"results_{SHOWN}_test_predictions_csv"]
-    assert alone[2:] == [i for i in images if i.startswith(f"results_{SHOWN}_figures_")]
+    assert alone == [f"results_{SHOWN}_curves_csv", f"results_{SHOWN}_test_predictions_csv"]
+
+
+# --- The report site (report/site/, the report stage), opened from disk with the network off ------
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """Chromium with no network: every request goes to a proxy that refuses (loopback port 9), and
+    DevTools' network emulation is offline too. file:// pages still load; nothing else can."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-offline")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_page(driver, url: str, shot: Path) -> dict:
+    """Load `url`, wait until every image has loaded or failed; returns what the page shows: its
+    broken images, its console errors, the requests it tried beyond file://."""
+    driver.get(url)
+    WAIT_IMAGES = "return [...document.images].every(i => i.complete)"
+    deadline = time.monotonic() + RENDER_TIMEOUT
+    while not driver.execute_script(WAIT_IMAGES):
+        assert time.monotonic() < deadline, f"{url}: images still loading after {RENDER_TIMEOUT} s"
+        time.sleep(0.2)
+    driver.save_screenshot(str(shot))
+    return {
+        "broken": driver.execute_script("return [...document.images].filter(i => !i.naturalWidth).map(i => i.src)"),
+        "errors": [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"],
+        "remote": driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith('file:'))"),
+    }
+
+
+def test_report_site_every_page_loads_offline_with_every_image(project, offline, shots):
+    site = project / "report" / "site"
+    pages = sorted(site.rglob("*.html"))
+    names = {p.relative_to(site).as_posix() for p in pages}
+    assert {"index.html", "leaderboard.html", "compare.html", "sweeps.html"} <= names
+    assert {f"experiments/{key}.html" for key in EXPERIMENTS} <= names
+    for page in pages:
+        seen = open_page(offline, page.as_uri(), shots / f"site-{page.stem}.png")
+        assert seen == {"broken": [], "errors": [], "remote": []}, page
+    offline.get((site / "index.html").as_uri())
+    text = page_text(offline)
+    assert all(f in text for f in yaml_findings(project)), "every finding is on the overview"
+    assert all(key in text for key in EXPERIMENTS), "every experiment is linked from the overview"
+
+
+def yaml_findings(project: Path) -> list[str]:
+    import yaml
+
+    return [f["id"] for f in yaml.safe_load((project / "findings.yaml").read_text())["findings"]]
+
+
+def test_report_site_leaderboard_sorts_by_a_column(project, offline, shots):
+    from selenium.webdriver.common.by import By
+
+    open_page(offline, (project / "report" / "site" / "leaderboard.html").as_uri(), shots / "site-board.png")
+    header = offline.find_element(By.XPATH, "//table[@id='leaderboard']//th[normalize-space(text())='test acc']")
+    column = offline.execute_script("return arguments[0].cellIndex", header)
+    read = ("return [...document.querySelectorAll('#leaderboard tbody tr')]"
+            f".map(r => [r.cells[0].innerText.trim(), +r.cells[{column}].dataset.v])")
+    header.click()
+    down = offline.execute_script(read)
+    header.click()
+    up = offline.execute_script(read)
+    assert sorted(k for k, _ in down) == sorted(EXPERIMENTS)
+    assert [v for _, v in down] == sorted((v for _, v in down), reverse=True)
+    assert [v for _, v in up] == sorted(v for _, v in up)
+    assert [k for k, _ in up] != [k for k, _ in down] or len({v for _, v in up}) == 1
+
+
+def frame_shown(driver, selector: str) -> list[str]:
+    return driver.execute_script(f"return [...document.querySelectorAll({selector!r})].map(i => i.dataset.frame)")
+
+
+def test_report_site_epoch_slider_steps_through_the_training(project, offline, shots):
+    from selenium.webdriver.common.by import By
+
+    site = project / "report" / "site"
+    open_page(offline, (site / "experiments" / f"{SHOWN}.html").as_uri(), shots / "site-experiment.png")
+    epochs = json.loads((project / "results" / SHOWN / "evolution.json").read_text())["epochs"]
+    assert epochs == list(range(EPOCHS + 1))
+    label = offline.find_element(By.CSS_SELECTOR, ".player .label")
+    assert frame_shown(offline, ".player .frame img") == [str(len(epochs) - 1)] and f"epoch {EPOCHS} " in label.text
+    offline.execute_script("const r = document.querySelector('.player input[type=range]'); r.value = 0;"
+                           "r.dispatchEvent(new Event('input'))")
+    assert frame_shown(offline, ".player .frame img") == ["0"] and label.text.startswith("epoch 0 ")
+    offline.find_element(By.CSS_SELECTOR, '.player [data-act="step"]').click()
+    assert frame_shown(offline, ".player .frame img") == ["1"]
+    shift = offline.execute_script("return getComputedStyle(document.querySelector('.player .frame img')).marginTop")
+    height = json.loads((project / "results" / SHOWN / "evolution.json").read_text())["frame_height"]
+    assert shift == f"-{height}px", "the second frame of the strip is the one in the window"
+    run_id = json.loads((project / "results" / SHOWN / "mlflow_run.json").read_text())["run_id"]
+    assert run_id in page_text(offline)
+
+
+def test_report_site_compare_page_from_its_url(project, offline, shots):
+    from selenium.webdriver.common.by import By
+
+    chosen = [SHOWN, "bands_sigmoid_1x10"]
+    url = (project / "report" / "site" / "compare.html").as_uri() + "?e=" + ",".join(chosen)
+    open_page(offline, url, shots / "site-compare.png")
+    panels = offline.execute_script("return [...document.querySelectorAll('#panels .panel')].map(p => p.dataset.key)")
+    assert panels == chosen
+    ticked = offline.execute_script("return [...document.querySelectorAll('#picker input:checked')].map(b => b.value)")
+    assert sorted(ticked) == sorted(chosen)
+    lines = offline.execute_script("return [...document.querySelectorAll('#charts svg')].map(s => s.querySelectorAll('polyline.curve').length)")
+    assert lines and all(n == len(chosen) for n in lines)
+    offline.execute_script("const r = document.getElementById('epoch'); r.value = 0; r.dispatchEvent(new Event('input'))")
+    assert frame_shown(offline, "#panels .frame img") == ["0", "0"], "one slider moves every panel"
+    # Ticking a third experiment puts it in the address, to share.
+    offline.find_element(By.CSS_SELECTOR, "#picker input[value='linear_perceptron']").click()
+    assert offline.current_url.endswith("?e=" + ",".join(k for k in EXPERIMENTS if k in chosen + ["linear_perceptron"]))
+    assert len(offline.find_elements(By.CSS_SELECTOR, "#panels .panel")) == 3
+
+
+def test_report_site_sweep_cell_opens_its_point(project, offline, shots):
+    from selenium.webdriver.common.by import By
+
+    open_page(offline, (project / "report" / "site" / "sweeps.html").as_uri(), shots / "site-sweeps.png")
+    cells = offline.find_elements(By.CSS_SELECTOR, f"#{SWEEP} table.map td.cell a")
+    assert len(cells) == POINTS
+    cells[-1].click()
+    target = offline.execute_script("return document.querySelector(':target').id")
+    assert target == f"{SWEEP}:depth=2,width=8"
+    row = offline.execute_script("return document.querySelector(':target').cells[0].innerText")
+    assert row == "depth=2,width=8"

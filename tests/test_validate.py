@@ -3,6 +3,8 @@ reproduced pipeline passes; a stale dvc.lock or a finding that no longer holds f
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sandbox import commit, make_project, make_run, repro, run, set_param
 
@@ -87,6 +89,19 @@ def test_validate_passes_on_a_fresh_clone_and_writes_a_summary(clone):
         assert f"::: validate: {step}: ok" in result.stdout
     summary = (clone / "validation-summary.md").read_text()
     assert "[perceptron_learns](#perceptron_learns)" in summary and "✅ holds" in summary and "## Leaderboard" in summary
+    # The same params on the same machine: the committed metrics again, and the report's links.
+    assert "## Metrics against " in summary and "No metric changed." in summary
+    assert "[report/site/index.html](report/site/index.html)" in summary and (clone / "report/site/index.html").exists()
+
+    # A reviewer sees what a change moved, with the change.
+    headline = clone / "results" / KEY / "headline.json"
+    data = json.loads(headline.read_text())
+    data["test_accuracy"] = round(data["test_accuracy"] - 0.25, 3)
+    headline.write_text(json.dumps(data))
+    shown = validate_step(clone, "metrics_diff")
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if "test_accuracy " in line or "| test_accuracy |" in line)
+    assert f"results/{KEY}/headline.json" in row and "-0.25" in row, shown.stdout
 
 
 def test_a_finding_that_does_not_hold_fails_with_the_claim_and_numbers(clone):

@@ -239,6 +239,36 @@ def findings_hold(summary: list[str]) -> str:
     return line if warning is None else f"{line}\n{warning}"
 
 
+REPORT_LINKS = [
+    ("report/site/index.html", files.SITE / "index.html", "the offline site: findings, leaderboard, experiments, compare, sweeps"),
+    ("report/findings.md", files.REPORT / "findings.md", "every finding's evidence"),
+    ("report/leaderboard.md", files.REPORT / "leaderboard.md", "every experiment's scores"),
+]
+
+
+def baseline_rev() -> tuple[str, str]:
+    """What a change is compared with: the main branch's last commit when there is one (a
+    reviewer's question: what does this branch change?), else the last commit."""
+    for ref in ("main", "origin/main"):
+        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                               capture_output=True, text=True)
+        if found.returncode == 0:
+            return ref, found.stdout.strip()
+    return "HEAD", "HEAD"
+
+
+def metrics_diff() -> list[str]:
+    """`dvc metrics diff` of the workspace against the baseline's committed metrics: only what
+    changed, with the change."""
+    name, rev = baseline_rev()
+    diff = subprocess.run(["dvc", "metrics", "diff", name, "--md", "--precision", "4"], capture_output=True, text=True)
+    title = f"## Metrics against {name} ({rev[:10]})" if rev != name else f"## Metrics against {name}"
+    if diff.returncode != 0:
+        return [title, "", f"`dvc metrics diff` failed: {' '.join(diff.stderr.strip().splitlines()[-1:])}", ""]
+    table = diff.stdout.strip().splitlines()
+    return [title, "", *(table if len(table) > 2 else ["No metric changed."]), ""]
+
+
 def main() -> int:
     summary = ["# Pipeline validation", ""]
     steps = [("static checks", static_checks), ("dvc.lock is current", lock_is_current),
@@ -263,9 +293,9 @@ def main() -> int:
     summary[2:2] = ["| step | result | time | detail |", "|---|---|---|---|", *rows, ""]
     if (files.REPORT / "leaderboard.md").exists():
         summary += [(files.REPORT / "leaderboard.md").read_text().replace("# Leaderboard", "## Leaderboard")]
-    diff = subprocess.run(["dvc", "metrics", "diff", "HEAD", "--md"], capture_output=True, text=True)
-    if diff.returncode == 0:
-        summary += ["## Metrics against the last commit", "", diff.stdout.strip() or "no change", ""]
+    summary += metrics_diff()
+    summary += ["## The report", "", "Built by the pipeline in this checkout (open them from disk, no network needed):",
+                "", *[f"- [{name}]({path}): {what}" for name, path, what in REPORT_LINKS], ""]
     text = "\n".join(summary) + "\n"
     SUMMARY.write_text(text)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
