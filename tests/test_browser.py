@@ -443,6 +443,9 @@ def open_page(driver, url: str, shot: Path) -> dict:
     }
 
 
+FIRST_PAGE_BUDGET = 2_000_000  # bytes: the overview, with the gallery (README's Seeing the results)
+
+
 def test_report_site_every_page_loads_offline_with_every_image(project, offline, shots):
     site = project / "report" / "site"
     pages = sorted(site.rglob("*.html"))
@@ -454,6 +457,12 @@ def test_report_site_every_page_loads_offline_with_every_image(project, offline,
         assert seen == {"broken": [], "errors": [], "remote": []}, page
     offline.get((site / "index.html").as_uri())
     text = page_text(offline)
+    # The first page is light: its HTML, style, script and images within FIRST_PAGE_BUDGET.
+    loaded = offline.execute_script(
+        "return [...document.images].map(i => i.src).concat([...document.scripts].map(s => s.src).filter(s => s),"
+        " [...document.querySelectorAll('link[rel=stylesheet]')].map(l => l.href), [location.href])")
+    weight = sum(Path(requests.utils.unquote(url.removeprefix("file://"))).stat().st_size for url in set(loaded))
+    assert weight <= FIRST_PAGE_BUDGET, f"the overview loads {weight:,} bytes"
     assert all(f in text for f in yaml_findings(project)), "every finding is on the overview"
     assert all(key in text for key in EXPERIMENTS), "every experiment is linked from the overview"
 
