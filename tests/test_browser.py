@@ -429,6 +429,8 @@ def open_page(driver, url: str, shot: Path) -> dict:
     """Load `url`, wait until every image has loaded or failed; returns what the page shows: its
     broken images, its console errors, the requests it tried beyond file://."""
     driver.get(url)
+    # Images below the fold load as they come into view (loading=lazy): load them all now.
+    driver.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
     WAIT_IMAGES = "return [...document.images].every(i => i.complete)"
     deadline = time.monotonic() + RENDER_TIMEOUT
     while not driver.execute_script(WAIT_IMAGES):
