@@ -118,20 +118,40 @@ def shots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def chromium(profile: Path, *flags: str):
+    """Debian's headless Chromium through its chromedriver, with its own profile."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-profile")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1600,1000", f"--user-data-dir={profile}"):
+                 "--disable-sync", "--window-size=1600,1000", f"--user-data-dir={profile}", *flags):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
     try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """Chromium with no network: every request goes to a proxy that refuses (loopback port 9,
+    loopback included), and DevTools' network emulation is offline too. file:// pages still load."""
+    driver = chromium(tmp_path_factory.mktemp("chromium-offline"), "--proxy-server=127.0.0.1:9",
+                      "--proxy-bypass-list=<-loopback>")
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                               {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
         yield driver
     finally:
         driver.quit()
@@ -397,32 +417,6 @@ def test_dvc_plots_page_draws_each_experiments_curves_and_confusion_counts(proje
 
 
 # --- The report site (report/site/, the report stage), opened from disk with the network off ------
-
-
-@pytest.fixture(scope="module")
-def offline(tmp_path_factory):
-    """Chromium with no network: every request goes to a proxy that refuses (loopback port 9), and
-    DevTools' network emulation is offline too. file:// pages still load; nothing else can."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-offline")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1000", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def open_page(driver, url: str, shot: Path) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from sandbox import ROOT, run
-from test_browser import CHROMEDRIVER, CHROMIUM
+from test_browser import offline  # noqa: F401 (the fixture: Chromium with the network off)
 from test_browser import pytestmark as needs_chromium  # skipped the same way without Chromium
 
 from tools import offline_plots
@@ -60,31 +60,6 @@ def test_committed_template_is_what_the_tool_writes():
     assert "{plot_divs}" in committed and "{scripts}" not in committed  # no CDN tags from DVC
 
 
-@pytest.fixture
-def offline_chromium(tmp_path):
-    """Headless Chromium (test_browser.py's flags) with the network off twice over: every request
-    goes to a proxy that refuses (port 9, loopback included) and DevTools emulates being offline."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1600,1000", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                               {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-        yield driver
-    finally:
-        driver.quit()
-
-
 def plots_repo(repo: Path) -> Path:
     """A git + DVC repo with the project's .dvc/config and .dvc/plots/, a CSV per entry of PLOTS
     and a dvc.yaml declaring them as top-level plots."""
@@ -100,7 +75,7 @@ def plots_repo(repo: Path) -> Path:
 
 
 @needs_chromium
-def test_dvc_plots_show_draws_every_chart_offline(tmp_path, offline_chromium):
+def test_dvc_plots_show_draws_every_chart_offline(tmp_path, offline):
     from selenium.webdriver.support.ui import WebDriverWait
 
     repo = plots_repo(tmp_path / "repo")
@@ -112,7 +87,7 @@ def test_dvc_plots_show_draws_every_chart_offline(tmp_path, offline_chromium):
     charts = re.findall(r"vegaEmbed\('#([^']+)'", html)
     assert len(charts) == len(PLOTS)
 
-    driver = offline_chromium
+    driver = offline
     driver.get(page.as_uri())
     marks: list[int] = []
 
