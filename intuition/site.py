@@ -64,10 +64,6 @@ class ExperimentView:
     def results(self) -> PurePosixPath:
         return RESULTS_FROM_SITE / self.key
 
-    @property
-    def failed_seeds(self) -> int:
-        return self.metrics["seeds"] - self.metrics["learned_seeds"]
-
 
 @dataclass(frozen=True)
 class SweepView:
@@ -120,11 +116,16 @@ def flatten(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
+def status_words(headline: dict, summary: dict) -> str:
+    """headline.json's grade in words, with metrics.json's seed counts: 'ok', 'poor' or
+    '1/5 seeds FAILED TO LEARN' (the leaderboard's and the gallery's wording too)."""
+    if headline["status"] == "failed":
+        return f"{summary['seeds'] - summary['learned_seeds']}/{summary['seeds']} seeds FAILED TO LEARN"
+    return headline["status"]
+
+
 def status_text(view: ExperimentView) -> str:
-    status = view.headline["status"]
-    if status == "failed":
-        return f"{view.failed_seeds}/{view.metrics['seeds']} seeds FAILED TO LEARN"
-    return status
+    return status_words(view.headline, view.metrics)
 
 
 def table(frame: pd.DataFrame) -> dict:

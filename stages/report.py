@@ -19,12 +19,10 @@ from intuition.types import Grid, Points
 
 
 def status(headline: dict, summary: dict) -> str:
-    """headline.json's grade (intuition.metrics.grade) in words, with metrics.json's seed counts."""
-    if headline["status"] == "failed":
-        return f"{summary['seeds'] - summary['learned_seeds']}/{summary['seeds']} seeds FAILED TO LEARN"
+    """headline.json's grade (intuition.metrics.grade) in words, as the site says it; 'poor' explained."""
     if headline["status"] == "poor":
         return "poor (less than halfway from chance to perfect)"
-    return headline["status"]
+    return site.status_words(headline, summary)
 
 
 def fmt(value) -> str:
