@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import sys
 import time
@@ -32,6 +33,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 import mlflow  # noqa: E402
 import psutil  # noqa: E402
 from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.tracking.context.registry import resolve_tags  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT  # noqa: E402
@@ -168,12 +170,38 @@ def rehome_artifacts(store: Path, old: Path, new: Path) -> int:
 
 
 def exit_if_unavailable(experiment_name: str) -> str:
-    """For stage entry points: connect, or print one line and exit before any work starts."""
+    """For stage entry points: connect, or print one line and exit before any work starts. A
+    server that answers but cannot serve (its database down, a wrong login) counts as unavailable."""
     try:
         return connect(experiment_name)
     except TrackingUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except MlflowException as exc:
+        trouble = server_trouble(exc)
+        if trouble is None:
+            raise
+        print(f"error: MLflow tracking server {tracking_uri()} (MLFLOW_TRACKING_URI): {trouble}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def server_trouble(exc: BaseException) -> str | None:
+    """A tracking server's failure in a few words, or None when `exc` is not about the server being
+    away, failing or refusing this login (an error of this code's own keeps its traceback)."""
+    if urlparse(tracking_uri()).scheme not in ("http", "https") or not isinstance(exc, MlflowException):
+        return None
+    text = str(exc)
+    code = re.search(r"error code (\d{3})|too many (\d{3}) error responses", text)
+    code = (code.group(1) or code.group(2)) if code else ""
+    if code == "401":
+        return "401, not logged in: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a login on it"
+    if code == "403":
+        return "403, permission denied: recording runs needs EDIT on the experiment"
+    if code.startswith("5"):
+        return f"{code}, it answers but cannot serve (is its database down?)"
+    if "Connection refused" in text or "Max retries exceeded" in text or "timed out" in text:
+        return "not reachable (stopped or restarting)"
+    return None
 
 
 def params_by_role(spec, dataset_spec, seed: int, seeds: int) -> dict:
@@ -257,14 +285,29 @@ def mark_abandoned_runs(client: MlflowClient, experiment_id: str, key: str, tag:
 
 @contextmanager
 def _closing_on_failure(client: MlflowClient, run_ids: list[str]):
-    """Mark every run opened so far FAILED (KILLED on Ctrl-C) if the block raises; re-raises."""
+    """Mark every run opened so far FAILED (KILLED on Ctrl-C) if the block raises; re-raises. A
+    tracking server that fails or goes away mid-way (killed, restarting) ends the stage with one
+    line; runs it could not close stay RUNNING until the next run of the stage marks them KILLED."""
     try:
         yield
     except BaseException as exc:
         status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        trouble = server_trouble(exc)
+        left = []
         for run_id in run_ids:
-            client.set_terminated(run_id, RunStatus.to_string(status))
-        raise
+            try:
+                client.set_terminated(run_id, RunStatus.to_string(status))
+            except MlflowException:
+                if trouble is None:
+                    raise
+                left.append(run_id)
+        if trouble is None:
+            raise
+        fate = (f"could not mark its {len(left)} runs FAILED (the stage's next run marks those still RUNNING KILLED)"
+                if left else "its runs are marked FAILED")
+        print(f"error: MLflow tracking server {tracking_uri()} (MLFLOW_TRACKING_URI) failed while recording: "
+              f"{trouble}; {fate}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @dataclass(frozen=True)
@@ -397,6 +440,9 @@ def _log_model(run_id: str, rec: ExperimentRecord, fitted) -> str:
             signature=infer_signature(sample, rec.model_outputs),
             pip_requirements=rec.training["requirements"], params=rec.params,
             tags={"representative_seed": str(rec.representative), "training_rows": fitted.name})
+    # Leaving start_run ended the parent FINISHED, half-recorded: RUNNING again until record() closes
+    # it, so a stage that dies from here on (its server killed) leaves it for mark_abandoned_runs.
+    MlflowClient().update_run(run_id, RunStatus.to_string(RunStatus.RUNNING))
     return info.model_id
 
 
