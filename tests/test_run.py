@@ -131,17 +131,20 @@ def test_plan_is_stale_stages_and_their_downstream(tmp_path, monkeypatch):
     assert tools_run.plan(project) == {"c": [], "d": ["c"]}  # not a, b, e; d waits for c only
 
 
-@pytest.fixture
-def scheduler(tmp_path):
-    """An existing Dask scheduler with two single-threaded workers, as on shared machines; the
-    workers cannot import this project's code (no PYTHONPATH): tools.run must not need it."""
-    info = tmp_path / "scheduler.json"
-    environ = {k: v for k, v in env().items() if k != "PYTHONPATH"}
+@contextlib.contextmanager
+def dask_cluster(directory: Path, environ: dict[str, str], workers: int = 2):
+    """A `dask scheduler` and `workers` separate `dask worker` processes (one thread each, each
+    under its default nanny), as on shared machines, started from this venv's `dask` with
+    `environ`; yields the scheduler's address once every worker has joined. Each process is the
+    leader of its own group, stopped at the end."""
+    from distributed import Client
+
+    info = directory / "scheduler.json"
     procs = []
 
     def start(*args: str) -> None:
         procs.append(subprocess.Popen([str(BIN / "dask"), *args, "--scheduler-file", str(info),
-                                       "--no-dashboard"], cwd=tmp_path, env=environ,
+                                       "--no-dashboard"], cwd=directory, env=environ,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True))
 
@@ -150,12 +153,26 @@ def scheduler(tmp_path):
         deadline = time.monotonic() + 30
         while not info.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        start("worker", "--nthreads", "1", "--nworkers", "2")
-        yield json.loads(info.read_text())["address"]
+        for _ in range(workers):
+            start("worker", "--nthreads", "1")
+        address = json.loads(info.read_text())["address"]
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield address
     finally:
         for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def scheduler(tmp_path):
+    """An existing Dask scheduler with two single-threaded `dask worker` processes, as on shared
+    machines; the workers cannot import this project's code (no PYTHONPATH): tools.run must not
+    need it."""
+    with dask_cluster(tmp_path, {k: v for k, v in env().items() if k != "PYTHONPATH"}) as address:
+        yield address
 
 
 def test_failed_stage_skips_dependents_and_others_finish_on_a_scheduler(tmp_path, scheduler):
@@ -260,3 +277,63 @@ def test_the_projects_bad_inputs_stop_it_before_any_stage(tmp_path):
         "error: findings.yaml: finding perceptron_separates_blobs: min_seeds: 3 is more than the 2 seeds "
         "(params `seeds`); use 1 to 2, or leave it out for all seeds"]
     assert not (project / "data").exists() and not (project / ".dvc" / "tmp" / "run-logs").exists()
+
+
+GUARDED_PARENT = """\
+import subprocess, sys, time
+from tools import run
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], start_new_session=True)
+guard = run.guard(child.pid)
+print(child.pid, guard.pid, flush=True)
+child.wait()
+guard.wait()
+print("guard ended", flush=True)
+time.sleep(60)
+"""
+GUARDED_CHILD = """\
+import sys, time
+open("started", "w").close()
+try:
+    time.sleep(float(sys.argv[1]))
+except KeyboardInterrupt:
+    open("interrupted", "w").close()
+"""
+
+
+@pytest.mark.parametrize("case", ["parent killed", "child ends"])
+def test_a_stage_group_does_not_outlive_its_dask_worker(tmp_path, case):
+    """tools.run.guard: a stage worker (or `dvc`) is its own process group under a Dask worker; when
+    that worker is killed (SIGKILL: no clean-up of its own), the group is stopped as Ctrl-C would
+    (SIGINT) instead of running on, orphaned. A group that ends by itself ends its guard."""
+    sleep = "60" if case == "parent killed" else "1"
+    parent = subprocess.Popen([sys.executable, "-c", GUARDED_PARENT, GUARDED_CHILD, sleep], cwd=tmp_path,
+                              env=env(), stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        child, guard = map(int, parent.stdout.readline().split())
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if case == "child ends":
+            assert parent.stdout.readline().strip() == "guard ended"
+            assert not (tmp_path / "interrupted").exists()
+            return
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        start = time.monotonic()
+        while psutil.pid_exists(child) and time.monotonic() - start < 10:
+            with contextlib.suppress(psutil.NoSuchProcess):  # reaped by init once it exits
+                if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                    break
+            time.sleep(0.1)
+        print(f"the orphaned group stopped {time.monotonic() - start:.1f} s after its parent was killed")
+        assert (tmp_path / "interrupted").exists()  # it saw Ctrl-C, as a stage would
+        deadline = time.monotonic() + 5
+        while psutil.pid_exists(guard) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not psutil.pid_exists(guard) or psutil.Process(guard).status() == psutil.STATUS_ZOMBIE
+    finally:
+        for pid in (parent.pid,):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        parent.stdout.close()
+        parent.wait(10)

@@ -1,7 +1,18 @@
 """`make run`: reproduce the pipeline, running independent stages at the same time.
 
-`python -m tools.run [--scheduler tcp://host:port] [--workers N] [--process-per-stage]`, from the
-project root.
+`python -m tools.run [--pull] [--scheduler tcp://host:port] [--workers N] [--process-per-stage]`,
+from the project root.
+
+0. `--pull` (what `make run` passes): when a stage to run lacks outputs that dvc.lock names (a fresh
+   clone, a deleted models/), first `dvc fetch` from the default DVC remote (.dvc/config;
+   docs/team-dvc.md) and `dvc checkout --allow-missing` what dvc.lock names, then plan again: what
+   came back is up to date, what did not (an object missing on the remote: DVC leaves that output
+   missing) is run. No default remote, or one at a local path that does not exist (the usual
+   laptop): one line says so, nothing is pulled, the stages run. A remote that fails (an SSH host
+   down, objects missing): one line, and what it did not restore runs. Opt-in, not automatic:
+   `make validate`, `make bench` and `make robustness` run this runner too, and they must train
+   (the proof, the timings, other seeds), not download; a run with nothing missing (a knob
+   changed) never contacts the remote.
 
 1. One `dvc status` (DVC's Python API) finds the stale stages; they and every stage downstream of
    them are run, in the order of DVC's own stage graph (`repo.index.graph`). Nothing stale: exit at
@@ -10,7 +21,13 @@ project root.
    Why Dask: the same code runs on a `LocalCluster` (one single-threaded worker process per core)
    or, with `--scheduler`, on the workers of several machines sharing this working tree (at the
    same path; run as `python -m tools.run`, the tasks are shipped by value, so `dask worker`
-   there needs no project code); Dask places the tasks, runs them and reports back.
+   there needs no project code, only the project's venv: started as `.venv/bin/dask worker`);
+   Dask places the tasks, runs them and reports back. A Dask worker that dies mid-stage (killed,
+   out of memory, its machine gone): Dask runs the task again on another worker (up to
+   `distributed.scheduler.allowed-failures`, 3, then the stage fails with KilledWorker), and DVC
+   reruns the stage there, since dvc.lock records a stage only once it completed. The dead worker's
+   stage worker (or `dvc`), a process group of its own, is stopped by a small guard process that
+   watches for its Dask worker's death (`GUARD`): it does not go on with the stage beside the retry.
 3. Each task runs `dvc repro --single-item <stage>` in the Dask worker's persistent stage worker
    (tools.stage_worker: one long-lived process, its own process group, that keeps DVC, TensorFlow,
    MLflow and matplotlib imported from one stage to the next), or with `--process-per-stage` in a
@@ -23,7 +40,9 @@ project root.
    the stage and its log (`.dvc/tmp/run-logs/<stage>.log`). Ctrl-C stops every running stage (its
    stage worker's or its `dvc`'s whole process group), then the cluster, and exits 130; so does SIGTERM.
 
-DVC_NO_ANALYTICS, when set, is passed on to every `dvc` this starts, on any machine.
+DVC_NO_ANALYTICS and MLFLOW_TRACKING_URI, _USERNAME and _PASSWORD, when set, are passed on to
+every stage, on any machine: the runs go to the MLflow server (docs/team.md) of whoever started
+the run, not to the shared tree's mlflow.db (SQLite on a network disk) or a worker's own setting.
 """
 
 from __future__ import annotations
@@ -45,12 +64,15 @@ from pathlib import Path
 LOG_DIR = Path(".dvc/tmp/run-logs")
 LOCK_BUSY = re.compile(r"^ERROR: .*(is busy, it is (being )?blocked by|Unable to acquire lock)",
                        re.MULTILINE)  # DVC's own errors, not a stage's output
-RETRIES = 4  # attempts of a stage whose only failure is DVC's lock being busy
+RETRIES = 6  # attempts of a stage whose only failure is DVC's lock being busy (31 s in all: DVC's
+# lock of a stage whose Dask worker was killed lasts until the machine's init reaps the stage
+# worker, which GUARD stops; measured 2.7-5.0 s after the kill here)
 BACKOFF = 1.0  # seconds before the 2nd attempt; doubled before each next one
 CLEANUP_SECONDS = 8  # after Ctrl-C: the longest the clean-up may take before the runner exits 130
 POLL = 1.0  # seconds between two checks of a running stage for Ctrl-C (a scheduler round trip; at 0.25 s
 # the checks kept tools.run and the Dask workers at ~20 % of a core during a cold run)
-PASSED_ENV = ("DVC_NO_ANALYTICS",)
+PASSED_ENV = ("DVC_NO_ANALYTICS", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
+              "MLFLOW_TRACKING_PASSWORD")
 # One stage per core: a stage's own thread pools (TensorFlow's, NumPy's BLAS) would otherwise each
 # take every core and fight the stage next to it. Measured on 2 cores, cold pipeline (37 stages):
 # 199 s with the libraries' defaults, 171 s with these, every metric byte-identical (TensorFlow
@@ -81,9 +103,10 @@ def params_parsed_once():
         param.load_path = parse
 
 
-def plan(root: Path) -> dict[str, list[str]]:
+def plan(root: Path, missing: set[str] | None = None) -> dict[str, list[str]]:
     """Stages to run, upstream first: each stale stage and every stage downstream of it, mapped to
-    its upstream stages that are also run."""
+    its upstream stages that are also run. `missing`, if given, gets the stale stages that lack a
+    cached output dvc.lock names (what `dvc pull` could bring back)."""
     import networkx as nx
     from dvc.repo import Repo, lock_repo
 
@@ -91,14 +114,111 @@ def plan(root: Path) -> dict[str, list[str]]:
     # it builds its own, parsing dvc.yaml and dvc.lock again (0.8 s of a no-op run, measured).
     with Repo(str(root)) as repo, params_parsed_once(), lock_repo(repo):
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        stale = set(repo.status(check_updates=False))
+        stale = repo.status(check_updates=False)
         todo = set()
         for stage in graph:
             if stage.addressing in stale:
                 todo |= {stage} | nx.ancestors(graph, stage)  # ancestors: stages depending on it
+                if missing is not None and lacks_cached_output(stage):
+                    missing.add(stage.addressing)
         order = reversed(list(nx.topological_sort(graph)))
         return {stage.addressing: [up.addressing for up in graph.successors(stage) if up in todo]
                 for stage in order if stage in todo}
+
+
+def lacks_cached_output(stage) -> bool:
+    """Whether an output of `stage` that dvc.lock names and DVC caches is not in the workspace
+    (`cache: false` outputs are in git, or remade: no remote has them)."""
+    return any(out.use_cache and out.hash_info and not out.exists for out in stage.outs)
+
+
+def default_remote(root: Path) -> tuple[str, str] | None:
+    """The default DVC remote's name and URL (.dvc/config, or .dvc/config.local that overrides it;
+    a relative local path resolved as DVC does, from the config file's folder), or None."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        name = repo.config["core"].get("remote")
+        if not name or name not in repo.config["remote"]:
+            return None
+        return name, str(repo.config["remote"][name]["url"])
+
+
+def pull(root: Path, stages: set[str]) -> bool:
+    """If the default remote is reachable: `dvc fetch`, then `dvc checkout --allow-missing`, of the
+    whole lock file (78 stages as targets: 21 s each, measured; the whole lock: 2.5 s). Not `dvc
+    pull --allow-missing`: once one object is missing on the remote it checks nothing out; this
+    checks out all the remote had. A checkout is all or nothing too (an output edited by hand:
+    "Can't remove ... unsaved files"), so then again for `stages` only (those lacking outputs).
+    One line if the remote is absent or failed. Whether anything may have been checked out."""
+    remote = default_remote(root)
+    if remote is None:
+        print("no default DVC remote (docs/team-dvc.md): running the stages instead of pulling",
+              flush=True)
+        return False
+    name, url = remote
+    if not re.match(r"\w+://", url) and not Path(url).is_dir():  # a local path: checked, not tried
+        print(f"no DVC remote at {url} (remote '{name}'): running the stages instead of pulling",
+              flush=True)
+        return False
+    print(f"pulling what dvc.lock names for {len(stages)} stage(s) from DVC remote '{name}' ({url})",
+          flush=True)
+    env = os.environ | {var: os.environ[var] for var in PASSED_ENV if var in os.environ}
+
+    def dvc(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["dvc", *args], cwd=root, env=env, text=True, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    fetched = dvc("fetch")
+    checkout = dvc("checkout", "--allow-missing")
+    if checkout.returncode != 0:
+        checkout = dvc("checkout", "--allow-missing", *sorted(stages))
+    if failed := [result for result in (fetched, checkout) if result.returncode != 0]:
+        error = next((line for line in failed[0].stdout.splitlines() if line.startswith("ERROR")),
+                     f"dvc {failed[0].args[1]}: exit code {failed[0].returncode}")
+        print(f"pull from DVC remote '{name}' ({url}) incomplete ({error}): running what it did "
+              "not restore", flush=True)
+    return True
+
+
+# The guard of a stage worker (or `dvc` process) and its process group, started next to it by the
+# Dask worker. If that Dask worker dies (killed, out of memory), the group would otherwise run on,
+# orphaned, finishing the stage while Dask retries it elsewhere; the retry then fails on DVC's lock
+# of the stage's outputs ("is busy") once the back-off (RETRIES) runs out (measured without the
+# guard: a 3-epoch train@'s orphan ran on for 14 s; a 500-epoch sweep@ takes minutes). The guard stops the group as Ctrl-C would (SIGINT: DVC records
+# nothing and releases its locks), SIGKILL 3 s later if it is still there, and exits once the group
+# is gone: well within the retry's back-off (RETRIES).
+GUARD = """\
+import os, signal, sys, time
+parent, group = os.getppid(), int(sys.argv[1])
+def alive():
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+while alive():
+    if os.getppid() != parent:
+        for sig, grace in ((signal.SIGINT, 3), (signal.SIGKILL, 0)):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break
+            end = time.monotonic() + grace
+            while alive() and time.monotonic() < end:
+                time.sleep(0.1)
+        break
+    time.sleep(0.5)
+"""
+
+
+def guard(pid: int) -> subprocess.Popen:
+    """Start the guard of process group `pid` (a child of this process): see GUARD."""
+    return subprocess.Popen([sys.executable, "-I", "-S", "-c", GUARD, str(pid)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            start_new_session=True)  # a signal to this process's group spares it
 
 
 def log_path(stage: str) -> Path:
@@ -121,7 +241,10 @@ def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False,
     for attempt in range(1, RETRIES + 1):
         offset = log.stat().st_size
         if persistent:
-            code = stage_worker.worker_for(root, env).run(stage, log, stopped, POLL)
+            worker = stage_worker.worker_for(root, env)
+            if getattr(worker, "guard", None) is None:  # one per stage worker, for its lifetime
+                worker.guard = guard(worker.proc.pid)
+            code = worker.run(stage, log, stopped, POLL)
         else:
             code = dvc_process(stage, root, env, log, stopped, stage_worker.stop_group)
         if code is None:
@@ -147,12 +270,14 @@ def dvc_process(stage: str, root: str, env: dict[str, str], log: Path, stopped, 
                                 env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 preexec_fn=default_sigint)
+    guarded = guard(proc.pid)
     try:
         while not exited(proc, POLL):
             if stopped():
                 return None
     finally:
         stop_group(proc)
+        exited(guarded, 2)  # it sees the group gone within half a second
     return proc.returncode
 
 
@@ -195,7 +320,11 @@ def load_stage_worker(code: str):
 def stop_stage_workers(code: str) -> None:
     """On every Dask worker at the end of a run: its stage workers stop (a remote Dask worker
     outlives the run, and the next run may bring changed code)."""
-    load_stage_worker(code).stop_all()
+    module = load_stage_worker(code)
+    guards = [worker.guard for worker in module._workers.values() if getattr(worker, "guard", None)]
+    module.stop_all()
+    for guarded in guards:
+        exited(guarded, 2)
 
 
 def start_cluster(scheduler: str | None, workers: int):
@@ -359,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="an existing Dask scheduler (default: a LocalCluster on this machine)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="LocalCluster worker processes (default: one per core, %(default)s)")
+    parser.add_argument("--pull", action="store_true",
+                        help="first pull the outputs of stages that lack them from the default DVC "
+                             "remote, if it is reachable (`make run`)")
     parser.add_argument("--process-per-stage", action="store_true",
                         help="each stage in a `dvc repro --single-item` process of its own, as before "
                              "stage workers (default: a persistent stage worker per Dask worker)")
@@ -375,7 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     if not inputs_are_valid(root):
         return 2
     try:
-        stages = plan(root)
+        missing = set()
+        stages = plan(root, missing)
+        if args.pull and missing and pull(root, missing):
+            before = len(stages)
+            stages = plan(root)
+            print(f"after the pull: {len(stages)} of {before} stage(s) still to run "
+                  f"({time.monotonic() - start:.1f} s)", flush=True)
         if not stages:
             print(f"Pipeline is up to date: nothing to run ({time.monotonic() - start:.1f} s)")
             return 0
