@@ -257,13 +257,15 @@ def test_evaluate_writes_the_gif_and_the_filmstrip(project, key):
     assert strip.size[0] > 800 and np.asarray(strip.convert("L")).std() > 10
 
 
-def test_the_snapshots_are_declared_outputs_and_the_gif_is_a_dvc_plot(project):
+def test_the_snapshots_and_the_sites_frames_are_declared_outputs(project):
     assert run(project, "dvc", "status", "-q", check=False).returncode == 0
     lock = (project / "dvc.lock").read_text()
     for key in EXPERIMENTS:
-        assert f"models/{key}/snapshots.npz" in lock
+        assert f"models/{key}/snapshots.npz" in lock and f"results/{key}/evolution_frames.png" in lock
+        assert (project / "results" / key / "figures" / "evolution.gif").exists()
+    # The figures are browsed in report/site/, not on DVC's plots page (charts only).
     shown = run(project, "dvc", "plots", "show", "--json").stdout
-    assert "evolution.gif" in shown and "evolution_filmstrip.png" in shown
+    assert "curves.csv" in shown and "evolution.gif" not in shown
 
 
 def test_mlflow_plays_the_evolution_one_image_per_snapshot_epoch(project):

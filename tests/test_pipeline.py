@@ -122,7 +122,7 @@ def test_report_reads_only_what_evaluate_wrote(project):
     with Repo(str(project)) as repo:
         report = next(s for s in repo.index.stages if s.name == "report")
         assert {d.def_path for d in report.deps if not d.def_path.endswith(".py")} == {
-            "results", "findings.yaml", "robustness.json", "params.yaml"}
+            "results", "findings.yaml", "robustness.json", "params.yaml", "intuition/site_templates"}
     for folder in ("models", "data"):
         (project / folder).rename(project / f"{folder}-away")
     try:
@@ -148,7 +148,7 @@ def test_metrics_and_plots_are_visible_to_dvc(project):
     assert table[0].split() == ["Path", "agreement", "learned", "sharpness", "status", "test_accuracy",
                                 "test_accuracy_sd"]
     plots = run(project, "dvc", "plots", "show", "--json").stdout
-    assert "test_predictions.csv" in plots and "decision_regions.png" in plots and "seed_agreement.png" in plots
+    assert "test_predictions.csv" in plots and "curves.csv" in plots and ".png" not in plots  # figures: report/site
 
 
 def test_second_run_does_nothing(project):
