@@ -25,20 +25,15 @@ def status(headline: dict, summary: dict) -> str:
     return site.status_words(headline, summary)
 
 
-def fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def agreement(summary: dict) -> str:
     """metrics.json's agreement, and how many seeds voted when some did not (as the figure says)."""
     agreed, seeds = summary["agreement"], summary["seeds"]
-    share, voting = fmt(agreed["all_seeds_agree"]), agreed["voting_seeds"]
+    share, voting = site.fmt(agreed["all_seeds_agree"]), agreed["voting_seeds"]
     return share if voting == seeds else f"{share} ({voting} of {seeds} seeds voted)"
 
 
 def mean_sd(summary: dict, split: str, name: str) -> str:
-    stats = summary.get(split, {}).get(name)
-    return "n/a" if stats is None else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
+    return site.mean_sd(summary.get(split, {}).get(name))
 
 
 def leaderboard(summaries: dict[str, dict], headlines: dict[str, dict], params) -> str:
