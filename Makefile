@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test validate robustness ui compare bench lock clean
+.PHONY: run test validate robustness ui server push compare bench lock clean
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -11,8 +11,8 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-run: $(STAMP)  ## create .venv, install the pinned dependencies, run the pipeline (independent stages in parallel on Dask)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.run
+run: $(STAMP)  ## create .venv, install the pinned dependencies, pull what the team's DVC remote has (docs/team-dvc.md), run the rest of the pipeline (independent stages in parallel on Dask)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.run --pull
 
 test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small epochs)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q --durations=25 tests
@@ -25,6 +25,12 @@ robustness: $(STAMP)  ## every finding over more base seeds (default 7 and 2026;
 
 ui: $(STAMP)  ## mlflow ui on mlflow.db at 127.0.0.1:5000 (make ui PORT=5001); prints the runs-view URL
 	$(PY) -m tools.ui --host 127.0.0.1 --port $(or $(PORT),5000)
+
+server: $(STAMP)  ## the team's MLflow tracking server on PostgreSQL with logins, 127.0.0.1:5050 (make server PORT=5051; docs/team.md)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.server --port $(or $(PORT),5050)
+
+push: $(STAMP)  ## upload every cached output dvc.lock names to the team's DVC remote (dvc push; docs/team-dvc.md)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dvc push
 
 compare: $(STAMP)  ## DVC's experiments side by side: per experiment that differs, what changed and its headline numbers (make compare ALL=1: every experiment)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.compare $(if $(ALL),--all)

@@ -85,7 +85,40 @@ def connect(experiment_name: str) -> str:
         _check_server(uri)
     mlflow.set_tracking_uri(uri)
     with store_lock():
-        return _experiment_id(experiment_name)
+        experiment_id = _experiment_id(experiment_name)
+    if urlparse(uri).scheme in ("http", "https"):
+        _check_can_record(uri, experiment_id)
+    return experiment_id
+
+
+def _check_can_record(uri: str, experiment_id: str) -> None:
+    """On a server with logins, a login that may only look (READ) would be refused at the stage's
+    first write, after its training and figures: ask first. MLflow's basic-auth app tells a user
+    their own account and permission (asked over REST: its Python client would import the server
+    app); a server without logins has no such endpoints (404)."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if not user:
+        return
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    def ask(endpoint: str, **params) -> dict | None:
+        response = http_request(get_default_host_creds(uri), endpoint, "GET", params={"username": user, **params})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise MlflowException(f"API request to endpoint {endpoint} failed with error code {response.status_code}")
+        return response.json()
+
+    account = ask("/api/2.0/mlflow/users/get")
+    if account is None or account["user"].get("is_admin"):
+        return
+    permission = ask("/api/3.0/mlflow/users/permissions/get", resource_type="experiment",
+                     resource_id=experiment_id)["permission"]
+    if permission not in ("EDIT", "MANAGE"):
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI): login '{user}' has {permission} on experiment "
+            f"{experiment_id}; recording runs needs EDIT (python -m tools.server add-user {user} --permission EDIT)")
 
 
 @contextmanager

@@ -290,6 +290,27 @@ def test_the_logged_model_loads_from_the_server_in_a_fresh_process(project, serv
     np.testing.assert_allclose(json.loads(shown.stdout.splitlines()[-1]), expected[:, 1], atol=1e-5)
 
 
+def test_a_login_that_may_only_look_is_refused_in_one_line_before_the_stage_works(project, server):
+    """A READ login (a student the teacher let look) running the pipeline: the stage asks the server
+    for its permission before it evaluates anything, and ends in one line naming the fix."""
+    add_user(server, "reader", "READ", "a-reader-password")
+    experiment_id = client(server).get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+    runs_before, written = snapshot(all_runs(server)), project / "results" / KILLED / "headline.json"
+    mtime = written.stat().st_mtime_ns
+    login = {**server.env(), "MLFLOW_TRACKING_USERNAME": "reader", "MLFLOW_TRACKING_PASSWORD": "a-reader-password"}
+    result = run(project, sys.executable, "-m", "stages.evaluate", KILLED, check=False, timeout=120, **login)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: MLflow tracking server {server.uri} (MLFLOW_TRACKING_URI): login 'reader' has READ on experiment "
+        f"{experiment_id}; recording runs needs EDIT (python -m tools.server add-user reader --permission EDIT)"]
+    assert written.stat().st_mtime_ns == mtime, "nothing was evaluated"
+    assert snapshot(all_runs(server)) == runs_before
+    # `make ui` for that login: it may not store the shared view, but gets the link to the runs.
+    shown = run(ROOT, sys.executable, "-m", "tools.ui", check=False, timeout=120, **login)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[-1].startswith(f"Open {server.uri}/#/experiments/{experiment_id}/runs")
+
+
 def test_make_ui_and_a_browser_find_the_runs_on_the_server(project, server):
     """`make ui` with the server's URI in the environment links the runs view there; the page
     itself asks for the login."""

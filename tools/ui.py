@@ -113,6 +113,35 @@ def wait_healthy(base_url: str, server: subprocess.Popen, timeout: float = 120) 
     return False
 
 
+def on_the_server(remote: str, name: str) -> int:
+    """The runs are on a tracking server (make server): store the shared view there and print its
+    link. A login that may only look (READ) cannot store it; the view an EDIT login stored is there
+    for everyone."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from intuition.tracking import server_trouble
+
+    try:
+        exp_id = experiment_id(remote, name)
+        if exp_id:
+            try:
+                write_runs_view(MlflowClient(remote), exp_id)
+            except MlflowException as exc:
+                if "403" not in (server_trouble(exc) or ""):
+                    raise
+    except MlflowException as exc:
+        trouble = server_trouble(exc)
+        if trouble is None:
+            raise
+        print(f"error: MLflow tracking server {remote} (MLFLOW_TRACKING_URI): {trouble}", file=sys.stderr)
+        return 2
+    where = runs_view_url(remote, exp_id) if exp_id else remote
+    print(f"MLFLOW_TRACKING_URI is {remote}: the runs are on that server, not in {STORE_FILE}.\n"
+          f"Open {where}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -126,15 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
     remote = os.environ.get("MLFLOW_TRACKING_URI", "")
     if remote.startswith(("http://", "https://")):
-        exp_id = experiment_id(remote, name)
-        if exp_id:
-            from mlflow.tracking import MlflowClient
-
-            write_runs_view(MlflowClient(remote), exp_id)
-        where = runs_view_url(remote, exp_id) if exp_id else remote
-        print(f"MLFLOW_TRACKING_URI is {remote}: the runs are on that server, not in {STORE_FILE}.\n"
-              f"Open {where}")
-        return 0
+        return on_the_server(remote, name)
 
     store_uri = f"sqlite:///{root / STORE_FILE}"
     # Asking a missing sqlite store would create it: look before asking.
