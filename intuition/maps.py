@@ -102,12 +102,12 @@ def _facets(points: pd.DataFrame, rest: Sequence[str]) -> list[Facet]:
     return [facet for facet in facets if not facet.select(points).empty]
 
 
-def _check_axes(axes: Sequence[str], rows: str, cols: str | None) -> None:
-    shown = [rows] if cols is None else [rows, cols]
-    if any(axis not in axes for axis in shown) or rows == cols:
+def _check_axes(axes: Sequence[str], rows: str | None, cols: str | None) -> None:
+    shown = [axis for axis in (rows, cols) if axis is not None]
+    if not shown or any(axis not in axes for axis in shown) or rows == cols:
         raise ValueError(f"rows {rows!r} and cols {cols!r} must be two different knobs of {list(axes)}")
-    if cols is None and len(axes) > 1:
-        raise ValueError(f"cols is None only for a one-knob sweep; the knobs are {list(axes)}")
+    if len(shown) == 1 and len(axes) > 1:
+        raise ValueError(f"rows or cols is None only for a one-knob sweep; the knobs are {list(axes)}")
 
 
 def _failed(point: pd.Series) -> bool:
@@ -238,10 +238,11 @@ def _regions_panel(ax, view: RegionsView, point: pd.Series) -> None:
                 fontsize="large", weight="bold", bbox=dict(fc="white", ec=FAILED, alpha=0.85, pad=2))
 
 
-def small_multiples(views: Mapping[str, RegionsView], points: pd.DataFrame, axes: Sequence[str], rows: str,
+def small_multiples(views: Mapping[str, RegionsView], points: pd.DataFrame, axes: Sequence[str], rows: str | None,
                     cols: str | None, sweep: str, facet: str = "") -> Figure:
     """The decision regions of each point's representative seed (`views`, keyed by the point's
-    name), knob `rows` down and knob `cols` across (None: one column), its test accuracy over seeds
+    name), knob `rows` down and knob `cols` across (a one-knob sweep: None for one row or one
+    column), its test accuracy over seeds
     in the lower-right corner and a red `k/n learned` if some seed failed to learn. `points` must
     fix every other knob (e.g. one facet's points, named by `facet`); a missing point is blank."""
     _check_axes(axes, rows, cols)
@@ -261,7 +262,7 @@ def small_multiples(views: Mapping[str, RegionsView], points: pd.DataFrame, axes
             n_classes = max(n_classes, views[point["point"]].n_classes)
         ax.set(xticks=[], yticks=[])
         ax.spines[:].set_visible(point is not None)  # a blank panel keeps its row and column labels
-        if c == 0:
+        if c == 0 and rows is not None:
             ax.set_ylabel(_knob(rows, row_values[r]), fontsize="large")
         if r == 0 and cols is not None:
             ax.set_title(_knob(cols, col_values[c]), fontsize="large")

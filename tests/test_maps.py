@@ -197,6 +197,20 @@ def test_small_multiples_grid_titles_notes_and_a_blank_panel():
     _png(fig)
 
 
+def test_a_one_knob_sweep_draws_its_regions_in_one_row_and_its_phase_diagrams():
+    points = _points()
+    one = points[(points.depth == 2) & (points.inputs == "raw")].drop(columns=["depth", "inputs"])
+    views = {name: _view(i) for i, name in enumerate(one.point)}
+    fig = maps.small_multiples(views, one, ["width"], None, "width", SWEEP)
+    assert [ax.get_title() for ax in fig.axes] == ["width=16", "width=4", "width=8"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["", "", ""]
+    assert sum(t.get_text() == "3/5 learned" for ax in fig.axes for t in ax.texts) == 1
+    assert sorted(maps.phase_diagrams(one, ["width"], SWEEP)) == ["phase_sharpness_width", "phase_test_accuracy_width"]
+    _png(fig)
+    with pytest.raises(ValueError, match="two different knobs"):
+        maps.small_multiples(views, one, ["width"], None, None, SWEEP)
+
+
 def test_small_multiples_refuses_points_of_several_facets():
     points = _points()
     views = {name: _view() for name in points.point}
