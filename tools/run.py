@@ -77,12 +77,6 @@ PASSED_ENV = ("DVC_NO_ANALYTICS", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNA
 # take every core and fight the stage next to it. Measured on 2 cores, cold pipeline (37 stages):
 # 199 s with the libraries' defaults, 171 s with these, every metric byte-identical (TensorFlow
 # runs with op determinism). A value the user set wins.
-# What this project's stages import, imported by each stage worker as it starts (STAGE_WORKER_PRELOAD):
-# DVC's repro command, TensorFlow (train@), MLflow, matplotlib and pandas (evaluate@, sweep@,
-# report), and the stage modules with the project code they import. A DVC project without
-# `intuition/` (the tests' toy projects) preloads nothing.
-PRELOAD = ("dvc.cli", "dvc.commands.repro", "dvc.repo.reproduce", "tensorflow", "keras", "mlflow",
-           "stages.train", "stages.evaluate", "stages.sweep", "stages.report", "stages.generate")
 ONE_CORE_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
@@ -247,7 +241,10 @@ def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False,
     for attempt in range(1, RETRIES + 1):
         offset = log.stat().st_size
         if persistent:
-            code = ready_stage_worker(root, env, stage_worker=stage_worker).run(stage, log, stopped, POLL)
+            worker = stage_worker.worker_for(root, env)
+            if getattr(worker, "guard", None) is None:  # one per stage worker, for its lifetime
+                worker.guard = guard(worker.proc.pid)
+            code = worker.run(stage, log, stopped, POLL)
         else:
             code = dvc_process(stage, root, env, log, stopped, stage_worker.stop_group)
         if code is None:
@@ -263,22 +260,6 @@ def run_stage(stage: str, root: str, env: dict[str, str], stopped=lambda: False,
         with log.open("a") as out:
             out.write(f"\n--- tools.run: DVC's lock was busy; attempt {attempt + 1} ---\n")
         time.sleep(BACKOFF * 2 ** (attempt - 1))
-
-
-def ready_stage_worker(root: str, env: dict[str, str], code: str | None = None, stage_worker=None):
-    """This Dask worker's stage worker for `root` and `env`, started (with its guard) if it is not
-    running. `code`: tools.stage_worker's source, as sent by this run (see load_stage_worker)."""
-    if stage_worker is None:
-        stage_worker = load_stage_worker(code)
-    worker = stage_worker.worker_for(root, env)
-    if getattr(worker, "guard", None) is None:  # one per stage worker, for its lifetime
-        worker.guard = guard(worker.proc.pid)
-    return worker
-
-
-def start_stage_worker(root: str, env: dict[str, str], code: str) -> None:
-    """On every Dask worker as a run starts: its stage worker, importing what the stages need."""
-    ready_stage_worker(root, env, code)
 
 
 def dvc_process(stage: str, root: str, env: dict[str, str], log: Path, stopped, stop_group) -> int | None:
@@ -409,11 +390,7 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
     env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     env |= {name: os.environ.get(name, value) for name, value in ONE_CORE_ENV.items()}
     code = Path(__file__).with_name("stage_worker.py").read_text()
-    if persistent and (root / "intuition").is_dir():
-        env["STAGE_WORKER_PRELOAD"] = ",".join(PRELOAD)
     client, cluster = start_cluster(scheduler, min(workers, len(stages)))
-    if persistent:  # every worker's stage worker starts importing now, not when its first stage comes
-        client.run(start_stage_worker, str(root), env, code)
     run_id = uuid.uuid4().hex[:8]
     stop = Event(f"tools.run-stop-{run_id}", client=client)
     waiting = {stage: set(upstream) for stage, upstream in stages.items()}

@@ -40,7 +40,6 @@ from pathlib import Path
 
 IDLE_EXIT = 10  # seconds an idle stage worker may take to exit at the end of a run
 MARK = "--stage-worker"  # its argument: how `tools.run` finds the stage workers to stop on Ctrl-C
-PRELOAD_ENV = "STAGE_WORKER_PRELOAD"  # modules to import at start, comma-separated (tools.run sets it)
 IN_PROCESS = re.compile(r"^python -m (stages\.\w+)(?: |$)")  # this project's stage commands
 
 
@@ -122,26 +121,12 @@ def fast_lockfile_updates() -> None:
 def modify_lockfile(path, fs=None):
     """DVC's `modify_yaml` for a lock file, 0.7 s faster: a lock file holds no comments and DVC
     wrote it from plain data, so its C-parsed data (0.16 s) dumped by DVC's own dumper gives the
-    same bytes as DVC's round trip (tests/test_stage_worker.py compares the two). Written to a
-    temporary file that replaces the lock file: a worker killed mid-write (DVC writes in place)
-    leaves the previous dvc.lock whole."""
-    from dvc.utils.serialize._common import _load_data, _modify_data
+    same bytes as DVC's round trip (tests/test_stage_worker.py compares the two)."""
+    from dvc.utils.serialize._common import _modify_data
     from dvc.utils.serialize._yaml import _dump, parse_yaml
 
-    if fs is not None and fs.protocol != "local":  # not a file on this machine's disk: DVC's way
-        with _modify_data(path, parse_yaml, _dump, fs=fs) as data:
-            yield data
-        return
-    data = _load_data(path, parser=parse_yaml) if os.path.exists(path) else {}
-    yield data
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "w", encoding="utf-8") as out:
-            _dump(data, out)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with _modify_data(path, parse_yaml, _dump, fs=fs) as data:
+        yield data
 
 
 @contextmanager
@@ -173,28 +158,10 @@ def repro(stage: str, log: Path) -> int:
         return dvc(["--wait-for-lock", "repro", "--single-item", stage])
 
 
-def preload(modules: list[str]) -> None:
-    """Import what the stages will import, before the first stage arrives: `make run` starts a
-    stage worker on every Dask worker at once, so the worker that takes a chain's next stage (train,
-    then evaluate, then report) has imported while the first one ran. A module that is not
-    installed is the stage's problem, not the worker's."""
-    import importlib
-
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
-
-
 def main() -> int:
     replies = os.fdopen(os.dup(1), "w")  # fd 1 itself goes to each stage's log
     signal.signal(signal.SIGINT, signal.default_int_handler)  # started with SIGINT ignored
     hook_dvc()
-    try:
-        preload([m for m in os.environ.get(PRELOAD_ENV, "").split(",") if m])
-    except KeyboardInterrupt:
-        return 130
     try:
         for line in sys.stdin:
             request = json.loads(line)
