@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tools import stage_worker
@@ -96,6 +97,7 @@ def test_the_lock_file_is_written_byte_for_byte_as_dvc_writes_it(tmp_path):
     """DVC's update of dvc.lock (round-trip parse, change, dump) against the worker's, on this
     project's committed lock file (every stage kind, params of every type), changed by a value
     that needs quoting."""
+    from dvc.fs import LocalFileSystem
     from dvc.utils.serialize import modify_yaml
 
     text = (ROOT / "dvc.lock").read_text()
@@ -105,8 +107,30 @@ def test_the_lock_file_is_written_byte_for_byte_as_dvc_writes_it(tmp_path):
         path = tmp_path / name / "dvc.lock"
         path.parent.mkdir()
         path.write_text(text)
-        with modify(path) as data:
+        with modify(path, fs=LocalFileSystem()) as data:  # what DVC passes: its repo's file system
             data["stages"]["report"]["outs"][0]["md5"] = quoted
         written[name] = path.read_text()
     assert written["worker"] == written["dvc"] != text
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dvc", "dvc.lock", "dvc.lock", "worker"]
     assert yaml.safe_load(written["worker"])["stages"]["report"]["outs"][0]["md5"] == quoted
+
+
+def test_a_lock_file_write_that_fails_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    """The worker writes dvc.lock to a temporary file that replaces it: a failure (here the
+    dumper's; a kill alike) in the middle leaves the previous dvc.lock as it was."""
+    from dvc.fs import LocalFileSystem
+    from dvc.utils.serialize import _yaml
+
+    path = tmp_path / "dvc.lock"
+    path.write_text((ROOT / "dvc.lock").read_text())
+    before = path.read_bytes()
+
+    def half_then_fail(data, stream):
+        stream.write("schema: '2.0'\nstages:\n")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_yaml, "_dump", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        with stage_worker.modify_lockfile(path, fs=LocalFileSystem()) as data:
+            data["stages"]["report"]["outs"][0]["md5"] = "0" * 32
+    assert path.read_bytes() == before
