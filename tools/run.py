@@ -190,7 +190,7 @@ def pull(root: Path, stages: set[str]) -> bool:
 # is gone: well within the retry's back-off (RETRIES).
 GUARD = """\
 import os, signal, sys, time
-parent, group = os.getppid(), int(sys.argv[1])
+group, parent = int(sys.argv[1]), int(sys.argv[2])
 def alive():
     try:
         os.killpg(group, 0)
@@ -216,7 +216,9 @@ while alive():
 
 def guard(pid: int) -> subprocess.Popen:
     """Start the guard of process group `pid` (a child of this process): see GUARD."""
-    return subprocess.Popen([sys.executable, "-I", "-S", "-c", GUARD, str(pid)],
+    # The parent's pid goes in the arguments: read by the guard with getppid() once started, it
+    # would be init's if this process died first (seen under load: the group then ran on).
+    return subprocess.Popen([sys.executable, "-I", "-S", "-c", GUARD, str(pid), str(os.getpid())],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             start_new_session=True)  # a signal to this process's group spares it
 
