@@ -14,8 +14,8 @@ $(STAMP): requirements.txt
 run: $(STAMP)  ## create .venv, install the pinned dependencies, pull what the team's DVC remote has (docs/team-dvc.md), run the rest of the pipeline (independent stages in parallel on Dask)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.run --pull
 
-test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow and Keras; small epochs)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q --durations=25 tests
+test: $(STAMP)  ## the whole test suite (real dvc, git, MLflow, Keras, PostgreSQL and Chromium; small epochs), two modules at a time
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 validate: $(STAMP)  ## CI's proof: static checks, dvc.lock current, full pipeline, outputs, findings
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m tools.validate
