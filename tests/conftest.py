@@ -10,19 +10,6 @@ PARAMS_YAML = Path(__file__).resolve().parents[1] / "params.yaml"
 SMALL_EPOCHS = 5
 
 
-# `make test` runs two xdist workers that take whole modules (`-n 2 --dist loadfile`), in collection
-# order. The modules that run real pipelines come first, longest first (pytest --durations,
-# 2026-12-03), so that the two workers end together instead of one finishing a long module alone.
-LONGEST_FIRST = ["test_remote.py", "test_tracking.py", "test_pipeline.py", "test_sweep_pipeline.py",
-                 "test_validate.py", "test_browser.py", "test_server.py", "test_datasets.py", "test_run.py",
-                 "test_robustness.py", "test_features.py", "test_evolution.py", "test_training.py"]
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
-
-
 def pytest_configure(config):
     config.addinivalue_line("markers", "integration: runs the real pipeline (`-m 'not integration'` skips it)")
 
