@@ -100,22 +100,20 @@ def _check_can_record(uri: str, experiment_id: str) -> None:
     if not user:
         return
     from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     def ask(endpoint: str, **params) -> dict | None:
         response = http_request(get_default_host_creds(uri), endpoint, "GET", params={"username": user, **params})
         if response.status_code == 404:
             return None
-        if response.status_code != 200:
-            raise MlflowException(f"API request to endpoint {endpoint} failed with error code {response.status_code}")
-        return response.json()
+        return verify_rest_response(response, endpoint).json()  # 401, 5xx: MLflow's own error
 
     account = ask("/api/2.0/mlflow/users/get")
     if account is None or account["user"].get("is_admin"):
         return
     permission = ask("/api/3.0/mlflow/users/permissions/get", resource_type="experiment",
                      resource_id=experiment_id)["permission"]
-    if permission not in ("EDIT", "MANAGE"):
+    if permission not in ("EDIT", "MANAGE"):  # those with can_update in mlflow.server.auth.permissions
         raise TrackingUnavailable(
             f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI): login '{user}' has {permission} on experiment "
             f"{experiment_id}; recording runs needs EDIT (python -m tools.server add-user {user} --permission EDIT)")
@@ -218,14 +216,19 @@ def exit_if_unavailable(experiment_name: str) -> str:
         raise SystemExit(2) from None
 
 
+def http_status(exc: BaseException) -> str:
+    """The HTTP status a tracking server answered, as MLflow's client words it in the exception
+    ("failed with error code 403", "too many 503 error responses"); "" if it did not say."""
+    found = re.search(r"error code (\d{3})|too many (\d{3}) error responses", str(exc))
+    return (found.group(1) or found.group(2)) if found else ""
+
+
 def server_trouble(exc: BaseException) -> str | None:
     """A tracking server's failure in a few words, or None when `exc` is not about the server being
     away, failing or refusing this login (an error of this code's own keeps its traceback)."""
     if urlparse(tracking_uri()).scheme not in ("http", "https") or not isinstance(exc, MlflowException):
         return None
-    text = str(exc)
-    code = re.search(r"error code (\d{3})|too many (\d{3}) error responses", text)
-    code = (code.group(1) or code.group(2)) if code else ""
+    text, code = str(exc), http_status(exc)
     if code == "401":
         return "401, not logged in: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a login on it"
     if code == "403":

@@ -120,7 +120,7 @@ def on_the_server(remote: str, name: str) -> int:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from intuition.tracking import server_trouble
+    from intuition.tracking import http_status, server_trouble
 
     try:
         exp_id = experiment_id(remote, name)
@@ -128,7 +128,7 @@ def on_the_server(remote: str, name: str) -> int:
             try:
                 write_runs_view(MlflowClient(remote), exp_id)
             except MlflowException as exc:
-                if "403" not in (server_trouble(exc) or ""):
+                if http_status(exc) != "403":
                     raise
     except MlflowException as exc:
         trouble = server_trouble(exc)
