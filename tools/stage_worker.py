@@ -189,12 +189,17 @@ def main() -> int:
     return 0
 
 
+def environ_with(env: dict[str, str | None]) -> dict[str, str]:
+    """This process's environment updated with `env`, where a None value removes the variable."""
+    return {name: value for name, value in (os.environ | env).items() if value is not None}
+
+
 class StageWorker:
     """The other end: a stage worker started by a `make run` (Dask) worker, and the stages sent to it."""
 
-    def __init__(self, root: str, env: dict[str, str]):
+    def __init__(self, root: str, env: dict[str, str | None]):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", own_source(), MARK], cwd=root, env=os.environ | env,
+            [sys.executable, "-c", own_source(), MARK], cwd=root, env=environ_with(env),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             start_new_session=True)  # its own group: Ctrl-C reaches it (and its stage) through stop()
 
@@ -243,7 +248,7 @@ def own_source() -> str:
 _workers: dict[tuple, StageWorker] = {}  # this process's stage workers, by project root and environment
 
 
-def worker_for(root: str, env: dict[str, str]) -> StageWorker:
+def worker_for(root: str, env: dict[str, str | None]) -> StageWorker:
     key = (root, tuple(sorted(env.items())))
     if key not in _workers or not _workers[key].alive:
         _workers[key] = StageWorker(root, env)
