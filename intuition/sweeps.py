@@ -55,13 +55,11 @@ def group_cost(group: list[SweepPoint]) -> float:
 
 def train_and_keep(group: list[SweepPoint], seeds: list[int], cut: FitSplit, paths: dict[str, Path], label: str) -> None:
     """In a worker process: train one group (this imports TensorFlow) and write each point's file."""
-    import os
+    from intuition.tensorflow_setup import import_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with files.quiet_stderr(enabled=os.environ.get("INTUITION_VERBOSE") != "1"):
-        import tensorflow as tf
-        from intuition.sweep_training import train_group
-    tf.config.experimental.enable_op_determinism()
+    import_tensorflow()
+    from intuition.sweep_training import train_group
+
     for name, trained in train_group(group, seeds, cut, label).items():
         write_trained(paths[name], trained)
 

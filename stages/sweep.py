@@ -27,8 +27,6 @@ from intuition.datasets import split_validation
 from intuition.figures import RegionsView
 from intuition.types import FitSplit, Grid, Splits
 
-VERBOSE = os.environ.get("INTUITION_VERBOSE") == "1"  # show TensorFlow's start-up lines
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if VERBOSE else "3")
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,12 @@ training.json (when training ran, how long, which seeds diverged). No MLflow her
 records the run from these files.
 """
 
-import os
 import time
 
 from intuition import files
 from intuition.config import load_stage
 from intuition.datasets import split_validation
-
-VERBOSE = os.environ.get("INTUITION_VERBOSE") == "1"  # show TensorFlow's start-up lines
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if VERBOSE else "3")
+from intuition.tensorflow_setup import import_tensorflow
 
 
 def main() -> None:
@@ -23,14 +20,12 @@ def main() -> None:
     out = files.TrainOutputs(key)
     data = split_validation(files.read_points(files.dataset_file(spec.dataset, "train")), spec.validation_split)
 
-    with files.quiet_stderr(enabled=not VERBOSE):
-        import keras  # only here: TensorFlow takes seconds to import
-        import tensorflow as tf
+    tf = import_tensorflow()  # only here: it takes seconds
+    import keras
 
     from intuition.models import build_model, encode_targets, optimizer_for
     from intuition.training import FitData, Slices, train
 
-    tf.config.experimental.enable_op_determinism()
     seeds = [params.seed + i for i in range(params.seeds)]
     models = [build_model(spec, seed, data.fit.X) for seed in seeds]
 
