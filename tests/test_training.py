@@ -467,3 +467,29 @@ def test_slices_with_their_own_learning_rate_and_inputs_train_as_they_would_alon
         np.testing.assert_allclose(_rows(alone.result, 0), _rows(together, i), rtol=1e-4, atol=1e-5)
         _assert_same_weights(alone.models[0], models[i], rtol=1e-4, atol=1e-5)
     assert not np.allclose(_rows(together, 0), _rows(together, 1))  # they did train differently
+
+
+TF_THREADS = """\
+import json, os
+from intuition.tensorflow_setup import import_tensorflow
+tf = import_tensorflow()
+from tensorflow.python.framework import config  # no public reader of the flag
+tf.constant(1.0) + 1.0  # TensorFlow starts: its thread pools are made from the environment
+print(json.dumps({name: os.environ.get(name) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+                 | {"deterministic": config.is_op_determinism_enabled()}))
+"""
+
+
+@pytest.mark.parametrize("users", [{}, {"TF_NUM_INTRAOP_THREADS": "2"}], ids=["defaults", "the user's value"])
+def test_a_training_process_runs_tensorflow_on_one_thread_unless_told_otherwise(users):
+    import json
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")} | users
+    result = subprocess.run([sys.executable, "-c", TF_THREADS], cwd=PARAMS_YAML.parent, env=environ,
+                            capture_output=True, text=True, timeout=120, check=True)
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"TF_NUM_INTRAOP_THREADS": users.get("TF_NUM_INTRAOP_THREADS", "1"),
+                    "TF_NUM_INTEROP_THREADS": "1", "deterministic": True}
+    assert "oneDNN" not in result.stderr  # TensorFlow's start-up lines stay hidden
