@@ -152,6 +152,46 @@ def test_plan_is_stale_stages_and_their_downstream(tmp_path, monkeypatch):
     assert tools_run.plan(project) == {"c": [], "d": ["c"]}  # not a, b, e; d waits for c only
 
 
+def test_a_param_path_is_found_as_dpath_finds_it():
+    """tools.run's planner looks params up with plain_get, not dpath's glob search: the same
+    answers for every path of this project's params.yaml, a missing one, a default and a glob."""
+    import dpath
+
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def paths(node, prefix=""):
+        for key, value in node.items():
+            yield prefix + key
+            if isinstance(value, dict):
+                yield from paths(value, prefix + key + ".")
+
+    every = list(paths(tree))
+    assert len(every) > 300
+    for path in every:
+        assert tools_run.plain_get(tree, path, ".", dpath.get) == dpath.get(tree, path, separator="."), path
+    for missing in ("experiments.nope", "seed.deeper", "nope"):
+        with pytest.raises(KeyError):
+            dpath.get(tree, missing, separator=".")
+        with pytest.raises(KeyError):
+            tools_run.plain_get(tree, missing, ".", dpath.get)
+        assert tools_run.plain_get(tree, missing, ".", dpath.get, default=7) == 7
+    with pytest.raises(ValueError):  # a glob matching several leaves: dpath's own error
+        tools_run.plain_get(tree, "experiments.*.epochs", ".", dpath.get)
+
+
+def test_plan_sees_a_changed_param_and_only_its_stage(tmp_path, monkeypatch):
+    project = toy_project(tmp_path / "project")
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"e": {"rate": 1}, "other": 2}}))
+    stages = DVC_YAML["stages"] | {"e": stage("e") | {"params": ["toy.e"]}}
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    assert sh(project, "dvc", "repro", TOY_SLEEP="0").returncode == 0
+    monkeypatch.chdir(project)
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"e": {"rate": 1}, "other": 3}}))
+    assert tools_run.plan(project) == {}
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"e": {"rate": 2}, "other": 3}}))
+    assert tools_run.plan(project) == {"e": []}
+
+
 @contextlib.contextmanager
 def dask_cluster(directory: Path, environ: dict[str, str], workers: int = 2):
     """A `dask scheduler` and `workers` separate `dask worker` processes (one thread each, each

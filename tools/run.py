@@ -58,6 +58,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,13 +88,16 @@ NOT_INHERITED = ("MALLOC_TRIM_THRESHOLD_",)
 
 @contextmanager
 def params_parsed_once():
-    """Within it, DVC parses each params file once. Its status reads params.yaml again for every
-    stage with a `params:` dependency, with ruamel: measured on a no-op `make run` with 78 stages,
-    6.8 s before and 3.2 s after (~45 ms a parse). The file does not change during one status call;
-    every reader gets its own copy of the parse, as it would from the file."""
+    """Within it, DVC parses each params file once, and looks a param up by its path. Its status
+    reads params.yaml again for every stage with a `params:` dependency, with ruamel: measured on a
+    no-op `make run` with 78 stages, 6.8 s before and 3.2 s after (~45 ms a parse). The file does
+    not change during one status call; every reader gets its own copy of the parse, as it would
+    from the file. Then it finds each of a stage's params with `dpath.get`, which matches the
+    path as a glob against the whole tree: 0.71 s of a 1.8 s no-op run for 264 params, measured;
+    `plain_get` walks the path instead (globs still go to dpath)."""
     from dvc.dependency import param
 
-    parse = param.load_path
+    parse, dpath = param.load_path, param.dpath
     parsed = {}
 
     def load_once(path, fs, **kwargs):
@@ -101,11 +105,40 @@ def params_parsed_once():
             parsed[path] = parse(path, fs, **kwargs)
         return copy.deepcopy(parsed[path])
 
-    param.load_path = load_once
+    class FastGet:  # the dpath module, with `get` walking a plain path
+        def __getattr__(self, name):
+            return getattr(dpath, name)
+
+        @staticmethod
+        def get(obj, glob, separator="/", **default):
+            return plain_get(obj, glob, separator, dpath.get, **default)
+
+    param.load_path, param.dpath = load_once, FastGet()
     try:
         yield
     finally:
-        param.load_path = parse
+        param.load_path, param.dpath = parse, dpath
+
+
+GLOB = re.compile(r"[*?\[\]]")
+
+
+def plain_get(tree, path, separator, glob_get, **default):
+    """`glob_get(tree, path, separator)` (dpath.get's contract: the value at `path`, KeyError if
+    there is none, `default` if given) for a path of plain keys through mappings, without
+    globbing; anything else (a glob, a list on the way) is `glob_get`'s."""
+    if not isinstance(path, str) or GLOB.search(path):
+        return glob_get(tree, path, separator, **default)
+    node = tree
+    for key in path.split(separator):
+        if not isinstance(node, Mapping):
+            return glob_get(tree, path, separator, **default)
+        if key not in node:
+            if default:
+                return default["default"]
+            raise KeyError(path)
+        node = node[key]
+    return node
 
 
 def plan(root: Path, missing: set[str] | None = None) -> dict[str, list[str]]:
