@@ -28,7 +28,6 @@ from intuition.figures import RegionsView
 from intuition.types import FitSplit, Grid, Splits
 
 
-
 @dataclass(frozen=True)
 class Data:
     """One dataset as the points see it: stored splits, the trainer's cut, the plotted grid."""

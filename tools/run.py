@@ -76,9 +76,10 @@ PASSED_ENV = ("DVC_NO_ANALYTICS", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNA
               "MLFLOW_TRACKING_PASSWORD")
 # One stage per core: a stage's own thread pools (TensorFlow's, NumPy's BLAS) would otherwise each
 # take every core and fight the stage next to it. Measured on 2 cores, cold pipeline (37 stages):
-# 199 s with the libraries' defaults, 171 s with these, every metric byte-identical (TensorFlow
-# runs with op determinism). A value the user set wins.
-ONE_CORE_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+# 199 s with the libraries' defaults, 171 s with one thread each, every metric byte-identical
+# (TensorFlow runs with op determinism). TensorFlow's are set where it is imported
+# (intuition/tensorflow_setup.py), OpenMP's here. A value the user set wins.
+ONE_CORE_ENV = {"OMP_NUM_THREADS": "1"}
 # What a Dask worker's nanny adds to its environment (distributed.nanny.pre-spawn-environ) that a
 # stage must not inherit unless the user set it: MALLOC_TRIM_THRESHOLD_=65536 also fixes glibc's
 # mmap threshold at 128 KiB, so each larger allocation is a fresh mmap of zeroed pages. Measured,
