@@ -1,17 +1,13 @@
 """Playground's input features: the config key, the formulas, the Keras layer inside the saved model,
-the NumPy forward pass that must agree with it, the architecture figure, and the logged MLflow model
-loading in a fresh Python that has never imported this project.
+the NumPy forward pass that must agree with it, and the architecture figure. The features model
+through the real pipeline, and its logged MLflow model loading in a fresh Python that has never
+imported this project, are in tests/test_pipeline.py (its shared sandbox has the model).
 
-Imports TensorFlow (~4 s) and trains real models for one epoch; the last test runs the real
-pipeline (dvc repro) on a copy of the project.
+Imports TensorFlow (~4 s) and trains real models for one epoch.
 """
 
-import json
 import math
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -145,55 +141,3 @@ def test_architecture_diagram_shows_what_the_network_sees(tmp_path):
     fig.savefig(tmp_path / "arch.png")
     plain = figures.architecture_diagram(layers, "circle_perceptron")
     assert [t.get_text() for t in plain.axes[0].texts if t.get_text()] == ["input (x1, x2)", "Dense 1, sigmoid\nparams 3"]
-
-
-# ---------------------------------------------------------------------------------- pipeline + MLflow
-
-FRESH_PYTHON = textwrap.dedent("""
-    import importlib.util, json, sys
-    import numpy as np
-    assert importlib.util.find_spec("intuition") is None, "intuition is importable before loading"
-    import mlflow
-    mlflow.set_tracking_uri(sys.argv[1])
-    model = mlflow.pyfunc.load_model(sys.argv[2])
-    import pandas as pd
-    X = pd.DataFrame(json.loads(sys.argv[3]), columns=["x1", "x2"])
-    print(json.dumps({"proba": np.asarray(model.predict(X)).ravel().tolist(),
-                      "layer_from": sys.modules["intuition.models"].__file__}))
-""")
-
-
-def test_pipeline_trains_the_features_model_and_its_mlflow_model_loads_in_a_fresh_python(tmp_path):
-    """dvc repro of the squared-features perceptron (3 epochs), then `mlflow.pyfunc.load_model` in a
-    new interpreter, outside the project, that has never imported intuition: it predicts what the
-    NumPy forward pass predicts from the saved .keras file."""
-    from sandbox import env, make_project, repro
-
-    project = make_project(tmp_path, epochs=3, experiments=[KEY])
-    repro(project)
-    results = project / "results" / KEY
-    assert (results / "figures" / "architecture.png").exists()
-    rep = json.loads((results / "metrics.json").read_text())["representative_seed"]
-    layers = network.load_layers(project / "models" / KEY / "seeds" / f"seed_{rep}.keras")
-    assert isinstance(layers[0], network.Features) and layers[0].names == ("x1_squared", "x2_squared")
-
-    import mlflow
-
-    uri = f"sqlite:///{project / 'mlflow.db'}"
-    client = mlflow.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(PARAMS.mlflow.experiment_name)
-    run = client.search_runs([experiment.experiment_id], "tags.role = 'parent'")[0]
-    assert (run.data.params["features"], run.data.params["layers"]) == ("x1_squared+x2_squared",
-                                                                        "x1_squared+x2_squared → sigmoid 1")
-    mlflow.set_tracking_uri(uri)
-    logged = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
-    assert [m.name for m in logged] == [KEY]
-
-    X = np.random.default_rng(0).uniform(-6, 6, size=(40, 2)).astype("float32")
-    fresh = subprocess.run([sys.executable, "-c", FRESH_PYTHON, uri, f"models:/{logged[0].model_id}",
-                            json.dumps(X.tolist())], cwd=tmp_path, env=env(), capture_output=True, text=True,
-                           timeout=300)
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
-    answer = json.loads(fresh.stdout.strip().splitlines()[-1])
-    assert "/code/intuition/models.py" in answer["layer_from"]  # from the model's own copy of the code
-    np.testing.assert_allclose(answer["proba"], network.predict_proba(layers, X)[:, 1], atol=1e-5)

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -26,9 +27,12 @@ from tools import run as tools_run
 
 EPOCHS = 3
 SEEDS = 2
-# One experiment per dataset, the notebook's two hard-spiral depths and a standardized control.
+# One experiment per dataset, the notebook's two hard-spiral depths, a standardized control, and a
+# perceptron on Playground's features (x1², x2²).
+FEATURES_KEY = "circle_perceptron_squared"
 EXPERIMENTS = ["linear_perceptron", "bands_relu_2x10", "bands_sigmoid_1x10", "spiral_easy_relu_1x64",
-               "spiral_hard_relu_1x100", "spiral_hard_relu_2x100", "spiral_hard_relu_1x100_standardized"]
+               "spiral_hard_relu_1x100", "spiral_hard_relu_2x100", "spiral_hard_relu_1x100_standardized",
+               FEATURES_KEY]
 FIGURES = {"training_curves", "seed_agreement", "true_vs_predicted", "probability_maps", "decision_regions",
            "architecture", "neuron_tiles", "evolution_filmstrip"}
 RELU_ONLY = {"linear_regions"}  # drawn only where every hidden layer is relu
@@ -292,6 +296,54 @@ def test_the_logged_model_serves_a_users_table(project, tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+# What a user of the logged model has: MLflow and NumPy, not this project's code (the model brings
+# its own copy of intuition/, for its Features layer).
+FRESH_PYTHON = """
+import importlib.util, json, sys
+import numpy as np
+assert importlib.util.find_spec("intuition") is None, "intuition is importable before loading"
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+import pandas as pd
+X = pd.DataFrame(json.loads(sys.argv[3]), columns=["x1", "x2"])
+print(json.dumps({"proba": np.asarray(model.predict(X)).ravel().tolist(),
+                  "layer_from": sys.modules["intuition.models"].__file__}))
+"""
+
+
+def test_the_features_model_trains_and_its_mlflow_model_loads_in_a_fresh_python(project, tmp_path):
+    """The squared-features perceptron through the pipeline, then `mlflow.pyfunc.load_model` in a new
+    interpreter, outside the project, that has never imported intuition: it predicts what the NumPy
+    forward pass predicts from the saved .keras file."""
+    from mlflow.tracking import MlflowClient
+
+    from intuition.network import Features
+
+    results = project / "results" / FEATURES_KEY
+    assert (results / "figures" / "architecture.png").exists()
+    rep = json.loads((results / "metrics.json").read_text())["representative_seed"]
+    layers = load_layers(project / "models" / FEATURES_KEY / "seeds" / f"seed_{rep}.keras")
+    assert isinstance(layers[0], Features) and layers[0].names == ("x1_squared", "x2_squared")
+
+    store = f"sqlite:///{project / 'mlflow.db'}"
+    client, runs = mlflow_runs(project)
+    [parent] = [r for r in runs if r.info.run_name == FEATURES_KEY]
+    assert (parent.data.params["features"], parent.data.params["layers"]) == ("x1_squared+x2_squared",
+                                                                              "x1_squared+x2_squared → sigmoid 1")
+    [logged] = [m for m in client.search_logged_models([parent.info.experiment_id])
+                if m.source_run_id == parent.info.run_id]
+
+    X = np.random.default_rng(0).uniform(-6, 6, size=(40, 2)).astype("float32")
+    fresh = subprocess.run([sys.executable, "-c", FRESH_PYTHON, store, f"models:/{logged.model_id}",
+                            json.dumps(X.tolist())], cwd=tmp_path, env=env(), capture_output=True, text=True,
+                           timeout=300)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    answer = json.loads(fresh.stdout.strip().splitlines()[-1])
+    assert "/code/intuition/models.py" in answer["layer_from"]  # from the model's own copy of the code
+    np.testing.assert_allclose(answer["proba"], predict_proba(layers, X)[:, 1], atol=1e-5)
 
 
 def free_port() -> int:

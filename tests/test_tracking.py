@@ -1,11 +1,11 @@
-"""MLflow under every way DVC runs stages, against a real `mlflow server` on 127.0.0.1, and in a
-checkout that was copied or moved.
+"""MLflow under every way DVC runs stages (workspace, `dvc exp run`, --temp, --queue), with a
+tracking server that is down, and in a checkout that was copied or moved. A pipeline recording into
+a real `mlflow server` (with logins, on PostgreSQL) is tests/test_server.py's.
 
 A two-experiment copy of the project keeps these runs short (one experiment for the copy and move)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
-from sandbox import BIN, commit, env, make_project, make_run, repro, run, set_param, stages_run
+from sandbox import commit, env, make_project, make_run, repro, run, set_param, stages_run
 
 EXPERIMENTS = ["linear_perceptron", "bands_sigmoid_1x10"]
 EXPERIMENT_NAME = "classification-intuition"
@@ -129,65 +128,9 @@ def run_queue(project, workers: int, limit: float) -> str:
             if "Queued" not in status and "Running" not in status:
                 return status
             assert time.monotonic() < deadline, f"the queue did not finish in {limit:.0f} s:\n{status}"
-            time.sleep(3)
+            time.sleep(1)
     finally:
         run(project, "dvc", "queue", "stop", "--kill", check=False, timeout=120)
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-        env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, f"mlflow server exited:\n{server.stderr.read()}"
-            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
-            time.sleep(0.5)
-        yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def test_pipeline_against_a_real_tracking_server(project, mlflow_server):
-    import mlflow
-    import numpy as np
-    import pandas as pd
-
-    from intuition.network import load_layers, predict_proba
-
-    repro(project, "--force", MLFLOW_TRACKING_URI=mlflow_server)
-    client = client_for(mlflow_server)
-    runs = runs_in(mlflow_server)
-    assert sorted((r.info.run_name, r.info.status) for r in runs) == sorted(
-        (key, "FINISHED") for key in EXPERIMENTS)
-    for r in runs:
-        assert "test/accuracy" in r.data.metrics and r.data.params["epochs"] == "3"
-        assert len(client.get_metric_history(r.info.run_id, "epoch/train_loss")) == 4  # epochs 0-3
-        figures = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
-        assert "figures/decision_regions.png" in figures
-    assert len(runs_in(mlflow_server, "seed")) == 2 * len(EXPERIMENTS)
-    first = next(r for r in runs if r.info.run_name == "linear_perceptron")
-    mlflow.set_tracking_uri(mlflow_server)
-    logged = next(m for m in mlflow.search_logged_models(experiment_ids=[first.info.experiment_id], output_format="list")
-                  if m.source_run_id == first.info.run_id)
-    model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
-    X = np.random.default_rng(1).normal(size=(20, 2)).astype("float32")
-    rep = json.loads((project / "results" / "linear_perceptron" / "metrics.json").read_text())["representative_seed"]
-    expected = predict_proba(load_layers(project / "models" / "linear_perceptron" / "seeds" / f"seed_{rep}.keras"), X)
-    table = pd.DataFrame(X.astype(float), columns=["x1", "x2"])
-    np.testing.assert_allclose(np.asarray(model.predict(table)).ravel(), expected[:, 1], atol=1e-5)
 
 
 def test_a_server_that_is_down_fails_fast_with_one_line(project):
