@@ -238,7 +238,8 @@ def stage_worker_running(project: Path, stage: str) -> psutil.Process | None:
 def test_a_worker_killed_mid_stage_leaves_nothing_half_done(plain, tmp_path):
     """SIGKILL to the Dask worker process running train@: its stage worker (its own process group)
     stops instead of running on orphaned; Dask runs the task again on a worker (the other one, or
-    the one the nanny restarts), DVC reruns the stage there, and the run ends as a clean one."""
+    the one the nanny restarts), DVC reruns the stage there (or finds it complete, if the orphan
+    finished it before it was stopped), and the run ends as a clean one."""
     reference, _ = plain
     stage = f"train@{EXPERIMENTS[-1]}"
     project = make_project(tmp_path, epochs=3, experiments=EXPERIMENTS, seeds=2)
@@ -280,7 +281,12 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_done(plain, tmp_path):
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     if proc.returncode == 0:  # retried: as a clean run
         assert f"] done {stage} (" in output
-        assert f"Running stage '{stage}'" in log.read_text()  # run again by DVC, not taken as done
+        # Decided by DVC, not taken as done by tools.run: run again, or, when the orphaned stage
+        # worker finished the stage in the seconds before its guard stopped it (seen in CI: 3.1 s),
+        # found complete by DVC's own check of its lock entry against the files.
+        retried = log.read_text()
+        assert (f"Running stage '{stage}'" in retried
+                or f"Stage '{stage}' didn't change, skipping" in retried), retried
         assert comparable_lock(project) == comparable_lock(reference)
         assert comparable_files(project) == comparable_files(reference)
         assert "up to date" in status, status
