@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +33,16 @@ def env(**extra: str) -> dict[str, str]:
     return environ | extra
 
 
-def run(project: Path, *args: str, check: bool = True, timeout: float = 1800, **extra_env: str):
-    result = subprocess.run(list(args), cwd=project, env=env(**extra_env), capture_output=True,
-                            text=True, timeout=timeout)
+def run(project: Path, *args: str, check: bool = True, timeout: float = 1800, own_process: bool = False,
+        **extra_env: str):
+    """`args` run in `project` with `env(**extra_env)`, as a subprocess; `dvc` with a subcommand of
+    IN_WORKER runs in the project's long-lived `dvc` instead (tests/dvc_worker.py: the same CLI,
+    started once), unless `own_process`."""
+    if not own_process and len(args) > 1 and args[0] == "dvc" and args[1] in IN_WORKER:
+        result = worker_for(project).dvc(list(args[1:]), env(**extra_env), timeout)
+    else:
+        result = subprocess.run(list(args), cwd=project, env=env(**extra_env), capture_output=True,
+                                text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -111,13 +122,21 @@ def set_param(project: Path, dotted: str, value) -> None:
 
 
 def repro(project: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    """`dvc repro` in the project's long-lived `dvc` (tests/dvc_worker.py)."""
     return run(project, "dvc", "repro", *args, **kw)
+
+
+def plain_repro(project: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    """`dvc repro` as a user types it: a `dvc` process, and one per stage command."""
+    return run(project, "dvc", "repro", *args, own_process=True, **kw)
 
 
 def make_run(project: Path, **kw) -> subprocess.CompletedProcess:
     """`make run`'s runner (`python -m tools.run`): the real `dvc`, a stage per core. The cold runs
-    of the pipeline fixtures use it (both cores instead of one); what follows them is plain
-    `dvc repro`, which must then find nothing to do."""
+    of the fixtures that test it use it; what follows them is `dvc repro`, which must then find
+    nothing to do. Other fixtures' cold runs are `repro`: under `make test` both cores are busy
+    with two modules, and a runner's Dask cluster and second stage worker cost CPU (measured:
+    see tests/dvc_worker.py)."""
     return run(project, sys.executable, "-m", "tools.run", **kw)
 
 
@@ -133,3 +152,74 @@ def stages_done(output: str) -> set[str]:
 
 def experiment_keys(project: Path) -> list[str]:
     return list(yaml.safe_load((project / "params.yaml").read_text())["experiments"])
+
+
+IN_WORKER = {"repro", "status", "metrics", "plots", "params", "dag"}  # DVC's commands a worker runs
+WORKER_SOURCE = (Path(__file__).parent / "dvc_worker.py").read_text()
+LIVE_WORKERS = 2  # per test process; each holds TensorFlow once it trained (~0.6-1 GiB)
+
+
+class DvcWorker:
+    """A project's long-lived `dvc` (tests/dvc_worker.py), started in its root, and the commands
+    sent to it. Its stdout and stderr go to files under .dvc/tmp (git-ignored, as DVC's own)."""
+
+    def __init__(self, project: Path):
+        self.project, self.code = project, code_stamp(project)
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKER_SOURCE], cwd=project, env=env(),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+
+    def dvc(self, args: list[str], environ: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        out, err = (self.project / ".dvc" / "tmp" / f"test-dvc.{name}" for name in ("out", "err"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("")
+        err.write_text("")
+        self.proc.stdin.write(json.dumps({"args": args, "env": environ, "stdout": str(out),
+                                          "stderr": str(err)}) + "\n")
+        self.proc.stdin.flush()
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            self.stop()
+            raise subprocess.TimeoutExpired(["dvc", *args], timeout, out.read_text(), err.read_text())
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise AssertionError(f"the dvc worker of {self.project} died ({self.proc.wait()}) running "
+                                 f"dvc {' '.join(args)}:\n{out.read_text()}\n{err.read_text()}")
+        return subprocess.CompletedProcess(["dvc", *args], json.loads(reply)["returncode"],
+                                           out.read_text(), err.read_text())
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+_workers: dict[Path, DvcWorker] = {}  # the live ones, least recently used first
+
+
+def worker_for(project: Path) -> DvcWorker:
+    """The project's worker; a new one if there is none or its code changed since it started
+    (a worker keeps the modules it imported)."""
+    project = Path(project).resolve()
+    worker = _workers.pop(project, None)
+    if worker is not None and (worker.proc.poll() is not None or worker.code != code_stamp(project)):
+        worker.stop()
+        worker = None
+    while len(_workers) >= LIVE_WORKERS:
+        _workers.pop(next(iter(_workers))).stop()
+    _workers[project] = worker or DvcWorker(project)
+    return _workers[project]
+
+
+def code_stamp(project: Path) -> list[tuple[str, int, int]]:
+    """The project's Python code as files' names, sizes and modification times."""
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                  for folder in ("intuition", "stages", "tools") for p in (project / folder).rglob("*.py"))
+
+
+@atexit.register
+def stop_workers() -> None:
+    while _workers:
+        _workers.popitem()[1].stop()

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 import requests
-from sandbox import ROOT, env, make_project, run
+from sandbox import ROOT, env, make_project, repro, run
 
 from tools.ui import runs_view_url
 
@@ -56,10 +56,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """The project cut to EXPERIMENTS, run by `make run`'s runner: mlflow.db, mlruns/, results/."""
+    """The project cut to EXPERIMENTS, reproduced: mlflow.db, mlruns/, results/."""
     project = make_project(tmp_path_factory.mktemp("browser"), epochs=EPOCHS, experiments=EXPERIMENTS, seeds=SEEDS,
                            sweeps=SWEEPS)
-    run(project, sys.executable, "-m", "tools.run", timeout=600)
+    repro(project, timeout=600)
     return project
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sandbox import ROOT, commit, edit_params, make_project, make_run, repro, run, stages_done, stages_run
+from sandbox import ROOT, commit, edit_params, make_project, repro, run, stages_run
 
 from intuition.config import (BandsData, CircleData, ClassificationData, CsvData, GaussData, MoonsData,
                               PlaygroundSpiralData, SpiralData, StripesData, XorData, load_params)
@@ -666,8 +666,8 @@ CSV_EXPERIMENTS = ["iris_petals_relu_1x8", "gauss_perceptron"]
 @pytest.fixture(scope="module")
 def csv_project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("csv"), epochs=3, experiments=CSV_EXPERIMENTS, seeds=2)
-    first = make_run(project)
-    assert {"generate@iris_petals", "train@iris_petals_relu_1x8", "evaluate@iris_petals_relu_1x8"} <= stages_done(first.stdout)
+    first = repro(project)
+    assert {"generate@iris_petals", "train@iris_petals_relu_1x8", "evaluate@iris_petals_relu_1x8"} <= stages_run(first.stdout)
     return project
 
 

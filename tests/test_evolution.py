@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, ImageSequence
-from sandbox import make_project, make_run, run
+from sandbox import make_project, repro, run
 
 from intuition import evolution, figures, files, metrics
 from intuition.config import load_params
@@ -223,7 +223,7 @@ EXPERIMENTS = ["spiral_hard_relu_1x100_standardized", "linear_perceptron"]
 def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("evolution"), epochs=EPOCHS, experiments=EXPERIMENTS,
                            seeds=SEEDS)
-    make_run(project)
+    repro(project)
     return project
 
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sandbox import commit, env, make_project, repro, run, stages_done  # noqa: E402
+from sandbox import commit, env, make_project, plain_repro, run, stages_done  # noqa: E402
 from tools.run import default_remote  # noqa: E402
 from test_run import dask_cluster, sh, toy_project  # noqa: E402
 
@@ -207,7 +207,7 @@ def plain(tmp_path_factory):
     """The reference: the same sandbox under plain `dvc repro`, one stage at a time."""
     project = make_project(tmp_path_factory.mktemp("plain"), epochs=3, experiments=EXPERIMENTS, seeds=2)
     start = time.monotonic()
-    repro(project)
+    plain_repro(project)
     return project, time.monotonic() - start
 
 

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from sandbox import edit_params, make_project, make_run, repro, run, set_param, stages_done, stages_run
+from sandbox import edit_params, make_project, repro, run, set_param, stages_run
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ RESULTS = "results/sweeps/tiny"
 def cold_run(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("sweep"), epochs=8, experiments=[BASE, "xor_relu_1x8"],
                            seeds=2, sweeps=SWEEP)
-    return project, make_run(project)
+    return project, repro(project)
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def points(project) -> pd.DataFrame:
 
 
 def test_the_sweep_is_one_stage_and_writes_its_results(project, cold_run):
-    assert "sweep@tiny" in stages_done(cold_run[1].stdout)
+    assert "sweep@tiny" in stages_run(cold_run[1].stdout)
     table = points(project)
     assert table["point"].tolist() == ["width=4,l2=0", "width=4,l2=0.01", "width=16,l2=0", "width=16,l2=0.01"]
     assert {"width", "l2", "test_accuracy", "test_accuracy_sd", "sharpness", "agreement", "regions_grid",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox import commit, env, make_project, make_run, repro, run, set_param, stages_run
+from sandbox import commit, env, make_project, repro, run, set_param, stages_run
 
 EXPERIMENTS = ["linear_perceptron", "bands_sigmoid_1x10"]
 EXPERIMENT_NAME = "classification-intuition"
@@ -46,7 +46,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("tracking"), epochs=3, experiments=EXPERIMENTS)
-    make_run(project)
+    repro(project)
     commit(project, "pipeline run")
     return project
 
@@ -118,14 +118,21 @@ def run_queue(project, workers: int, limit: float) -> str:
 
     The workers inherit the starting process's stdout and stderr and live until the queue has been
     idle for a while, so `dvc queue start` is not run with captured output (that would wait for the
-    workers, unbounded). Past `limit` seconds the workers are stopped and the test fails."""
+    workers, unbounded). Past `limit` seconds the workers are stopped and the test fails. A status
+    that fails on a half-written JSON file of a running task ("unexpected error - Expecting value",
+    seen once here with a poll every second; "Extra data" in dvc issue 8014) is asked again; any
+    other failure fails the test."""
     subprocess.run(["dvc", "queue", "start", "-j", str(workers)], cwd=project, env=env(), check=True,
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     deadline = time.monotonic() + limit
     try:
         while True:
-            status = run(project, "dvc", "queue", "status").stdout
-            if "Queued" not in status and "Running" not in status:
+            result = run(project, "dvc", "queue", "status", check=False)
+            status = result.stdout
+            if result.returncode != 0:
+                assert re.search(r"unexpected error - (Expecting value|Extra data)", result.stderr), (
+                    result.stdout + result.stderr)
+            elif "Queued" not in status and "Running" not in status:
                 return status
             assert time.monotonic() < deadline, f"the queue did not finish in {limit:.0f} s:\n{status}"
             time.sleep(1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sandbox import commit, make_project, make_run, repro, run, set_param
+from sandbox import commit, make_project, repro, run, set_param
 
 KEY = "linear_perceptron"
 FINDINGS = f"""findings:
@@ -136,7 +136,7 @@ def test_a_confounded_control_fails_and_a_confounded_notebook_claim_does_not(clo
 """
     for source, code in (("controls", 1), ("notebook", 0)):
         (clone / "findings.yaml").write_text(finding.format(source=source, key=KEY))
-        make_run(clone)  # the first time: two experiments, one per core
+        repro(clone)  # the first time: two experiments
         commit(clone, f"twin, {source}")
         result = run(clone, "python", "-m", "tools.validate", check=False)
         assert result.returncode == code, result.stdout + result.stderr

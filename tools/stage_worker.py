@@ -144,14 +144,15 @@ def modify_lockfile(path, fs=None):
 
 
 @contextmanager
-def output_to(log: Path):
-    """File descriptors 1 and 2 (Python's prints, C++ libraries' lines, subprocesses) into `log`."""
+def output_to(log: Path, errors: Path | None = None):
+    """File descriptors 1 and 2 (Python's prints, C++ libraries' lines, subprocesses) appended to
+    `log`, or 2 to `errors` if given."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with log.open("a") as out:
+    with log.open("a") as out, (errors or log).open("a") as err:
         os.dup2(out.fileno(), 1)
-        os.dup2(out.fileno(), 2)
+        os.dup2(err.fileno(), 2)
         try:
             yield
         finally:
