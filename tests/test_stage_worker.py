@@ -134,3 +134,24 @@ def test_a_lock_file_write_that_fails_leaves_the_old_one_whole(tmp_path, monkeyp
         with stage_worker.modify_lockfile(path, fs=LocalFileSystem()) as data:
             data["stages"]["report"]["outs"][0]["md5"] = "0" * 32
     assert path.read_bytes() == before
+
+
+def test_the_warm_up_imports_what_the_stages_import_and_stops_for_a_stage(tmp_path, monkeypatch):
+    names = stage_worker.stage_imports(ROOT / "stages")
+    # evaluate@'s libraries, as its script names them; never TensorFlow (train@ imports it inside main)
+    assert {"pandas", "matplotlib.figure", "intuition.tracking", "intuition.figures"} <= set(names)
+    assert "__future__" not in names and not any(n.startswith(("tensorflow", "keras")) for n in names)
+
+    (tmp_path / "warm_a.py").write_text("")
+    (tmp_path / "warm_b.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    read, write = os.pipe()
+    with os.fdopen(read) as stdin, os.fdopen(write, "w") as requests:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        stage_worker.warm_up(["warm_a", "warm_a.not_a_module"])  # nothing waiting: both tried
+        assert "warm_a" in sys.modules
+        requests.write("{}\n")
+        requests.flush()
+        stage_worker.warm_up(["warm_b"])  # a stage is waiting: it is not kept waiting for imports
+        assert "warm_b" not in sys.modules
+    sys.modules.pop("warm_a")

@@ -282,10 +282,7 @@ def run_stage(stage: str, root: str, env: dict[str, str | None], stopped=lambda:
     for attempt in range(1, RETRIES + 1):
         offset = log.stat().st_size
         if persistent:
-            worker = stage_worker.worker_for(root, env)
-            if getattr(worker, "guard", None) is None:  # one per stage worker, for its lifetime
-                worker.guard = guard(worker.proc.pid)
-            code = worker.run(stage, log, stopped, POLL)
+            code = guarded_worker(stage_worker, root, env).run(stage, log, stopped, POLL)
         else:
             code = dvc_process(stage, root, stage_worker.environ_with(env), log, stopped,
                                stage_worker.stop_group)
@@ -302,6 +299,20 @@ def run_stage(stage: str, root: str, env: dict[str, str | None], stopped=lambda:
         with log.open("a") as out:
             out.write(f"\n--- tools.run: DVC's lock was busy; attempt {attempt + 1} ---\n")
         time.sleep(BACKOFF * 2 ** (attempt - 1))
+
+
+def guarded_worker(stage_worker, root: str, env: dict[str, str | None]):
+    """This process's stage worker for `root` and `env`, started (with its guard) if need be."""
+    worker = stage_worker.worker_for(root, env)
+    if getattr(worker, "guard", None) is None:  # one per stage worker, for its lifetime
+        worker.guard = guard(worker.proc.pid)
+    return worker
+
+
+def start_stage_worker(root: str, env: dict[str, str | None], code: str) -> None:
+    """On every Dask worker as a run starts: its stage worker, which imports the stages'
+    libraries while it waits for a stage (tools.stage_worker.warm_up)."""
+    guarded_worker(load_stage_worker(code), root, env)
 
 
 def dvc_process(stage: str, root: str, env: dict[str, str], log: Path, stopped, stop_group) -> int | None:
@@ -451,6 +462,8 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
             print(f"start {stage}", flush=True)
 
     try:
+        if persistent:
+            client.run(start_stage_worker, str(root), env, code)
         submit_ready()
         for future in running:
             result = outcome(names.pop(future), future)

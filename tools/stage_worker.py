@@ -24,7 +24,9 @@ then exits. The end of stdin ends the worker after the stage it is running.
 
 from __future__ import annotations
 
+import ast
 import gc
+import importlib
 import json
 import os
 import re
@@ -173,10 +175,39 @@ def repro(stage: str, log: Path) -> int:
         return dvc(["--wait-for-lock", "repro", "--single-item", stage])
 
 
+def stage_imports(folder: Path = Path("stages")) -> list[str]:
+    """The modules this project's stage commands import at their top (`import x`, `from x import
+    y`, and `x.y` when that is a module), in the order they name them."""
+    names = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+                names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return list(dict.fromkeys(names))
+
+
+def warm_up(modules: list[str]) -> None:
+    """Import `modules` one at a time until a request is waiting on stdin: a stage worker that
+    `make run` started on an idle core (the knob's second core while the first trains) has the
+    next stage's libraries loaded when that stage comes; one that has a stage to run stops after
+    the import under way. `x.y` that is not a module (a function) is skipped."""
+    for name in modules:
+        if select.select([sys.stdin], [], [], 0)[0]:
+            return
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def main() -> int:
     replies = os.fdopen(os.dup(1), "w")  # fd 1 itself goes to each stage's log
     signal.signal(signal.SIGINT, signal.default_int_handler)  # started with SIGINT ignored
     hook_dvc()
+    if os.path.isdir("stages"):
+        warm_up(stage_imports())
     try:
         for line in sys.stdin:
             request = json.loads(line)
