@@ -18,6 +18,10 @@ both tested in tests/test_stage_worker.py: the command runner `dvc.stage.run._ru
 `dvc.dvcfile.modify_yaml` for lock files (`modify_lockfile`). `python -m tools.run
 --process-per-stage` runs without them.
 
+Until the first stage comes, a stage worker imports what the stage scripts import at their top
+(`warm_up`): `make run` starts one on every Dask worker as the run starts, and the one whose core
+would idle (a knob's second core while the first trains) has the next stage's libraries loaded.
+
 Ctrl-C (SIGINT to this process's group) stops the stage as it stops a `dvc repro`, and the worker
 then exits. The end of stdin ends the worker after the stage it is running.
 """
@@ -176,8 +180,9 @@ def repro(stage: str, log: Path) -> int:
 
 
 def stage_imports(folder: Path = Path("stages")) -> list[str]:
-    """The modules this project's stage commands import at their top (`import x`, `from x import
-    y`, and `x.y` when that is a module), in the order they name them."""
+    """The modules this project's stage commands import at their top, in the order they name
+    them: `x` for `import x`; `x` and `x.y` for `from x import y` (`x.y` may be a function, which
+    `warm_up` skips)."""
     names = []
     for path in sorted(folder.glob("*.py")):
         for node in ast.parse(path.read_text()).body:
