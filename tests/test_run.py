@@ -352,9 +352,10 @@ print("guard ended", flush=True)
 time.sleep(60)
 """
 GUARDED_CHILD = """\
-import sys, time
-open("started", "w").close()
-try:
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a stage worker does: it may inherit SIGINT ignored
+try:  # "started" inside: a Ctrl-C that comes once it exists is always caught
+    open("started", "w").close()
     time.sleep(float(sys.argv[1]))
 except KeyboardInterrupt:
     open("interrupted", "w").close()
