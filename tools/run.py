@@ -462,8 +462,8 @@ def run(stages: dict[str, list[str]], root: Path, scheduler: str | None, workers
             print(f"start {stage}", flush=True)
 
     try:
-        if persistent:
-            client.run(start_stage_worker, str(root), env, code)
+        if persistent:  # a head start only: a worker it fails on starts its stage worker with its first stage
+            client.run(start_stage_worker, str(root), env, code, on_error="ignore")
         submit_ready()
         for future in running:
             result = outcome(names.pop(future), future)
