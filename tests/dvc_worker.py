@@ -1,12 +1,12 @@
-"""A long-lived `dvc` for one sandbox project: the tests' `dvc repro` and `dvc status`, run again
-and again in one process, as `make run`'s stage workers run stages (tools/stage_worker.py: DVC's
-own CLI entry point, this project's stage commands run in the same process).
+"""A long-lived `dvc` for one sandbox project: the tests' `dvc repro`, `status`, `metrics` and the
+other commands of tests/sandbox.py's IN_WORKER, run again and again in one process, as `make
+run`'s stage workers run stages (tools/stage_worker.py: DVC's own CLI entry point, this project's
+stage commands run in the same process).
 
 Why: most of a sandbox's `dvc repro` is start-up, not work. Measured per stage in a process of its
 own (3 epochs): `train@` 3.9 s, nearly all TensorFlow's import; `evaluate@` 4.5 s, 1.7 s of it
-imports; and 1.5 s to start `dvc` itself. Here each is paid once per sandbox. `make test` on
-2026-12-04, run after run on this machine: 616.5 s of pytest's time before, 526.2 s with it (the
-modules' time summed over both workers: 1192 s before, 989 s; tests/test_pipeline.py 185 -> 106 s).
+imports; and 1.5 s to start `dvc` itself. Here each is paid once per sandbox (what that saves of
+`make test`: README, Performance, "The tests").
 
 Started by tests/sandbox.py as `python -c <this file>` in the project's root, so that `stages`,
 `intuition` and `tools` are imported from the project (its copy of the code). One request per

@@ -136,7 +136,7 @@ def make_run(project: Path, **kw) -> subprocess.CompletedProcess:
     of the fixtures that test it use it; what follows them is `dvc repro`, which must then find
     nothing to do. Other fixtures' cold runs are `repro`: under `make test` both cores are busy
     with two modules, and a runner's Dask cluster and second stage worker cost CPU (measured:
-    see tests/dvc_worker.py)."""
+    README, Performance, "The tests")."""
     return run(project, sys.executable, "-m", "tools.run", **kw)
 
 
