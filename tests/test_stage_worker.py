@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -96,23 +97,44 @@ def test_a_stage_leaves_the_worker_as_it_found_it(tmp_path, monkeypatch):
 def test_the_lock_file_is_written_byte_for_byte_as_dvc_writes_it(tmp_path):
     """DVC's update of dvc.lock (round-trip parse, change, dump) against the worker's, on this
     project's committed lock file (every stage kind, params of every type), changed by a value
-    that needs quoting."""
+    that needs quoting; then twice more in the same worker, as the stages after it change it (its
+    other stages' blocks as it dumped them the first time), once with a stage's data appearing
+    twice (which ruamel writes with a YAML anchor)."""
     from dvc.fs import LocalFileSystem
     from dvc.utils.serialize import modify_yaml
 
-    text = (ROOT / "dvc.lock").read_text()
     quoted = "0" * 32 + "\u00e9 'single' \"double\": x"
-    written = {}
-    for name, modify in (("dvc", modify_yaml), ("worker", stage_worker.modify_lockfile)):
-        path = tmp_path / name / "dvc.lock"
-        path.parent.mkdir()
-        path.write_text(text)
-        with modify(path, fs=LocalFileSystem()) as data:  # what DVC passes: its repo's file system
-            data["stages"]["report"]["outs"][0]["md5"] = quoted
-        written[name] = path.read_text()
-    assert written["worker"] == written["dvc"] != text
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dvc", "dvc.lock", "dvc.lock", "worker"]
-    assert yaml.safe_load(written["worker"])["stages"]["report"]["outs"][0]["md5"] == quoted
+    stage_worker._blocks.clear()
+    stage_worker.remember_lock_blocks(str(ROOT / "dvc.lock"))  # what an idle stage worker does first
+    assert len(stage_worker._blocks) == len(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+
+    def change_report(data):
+        data["stages"]["report"]["outs"][0]["md5"] = quoted
+
+    def change_a_train(data):
+        data["stages"]["train@spiral_hard_relu_4x100"]["params"]["params.yaml"]["seeds"] = 7
+
+    def share_an_entry(data):
+        data["stages"]["train@bands_relu_2x10"]["outs"] = data["stages"]["train@linear_perceptron"]["outs"]
+
+    text = (ROOT / "dvc.lock").read_text()
+    for change in (change_report, change_a_train, share_an_entry):
+        written = {}
+        for name, modify in (("dvc", modify_yaml), ("worker", stage_worker.modify_lockfile)):
+            path = tmp_path / change.__name__ / name / "dvc.lock"
+            path.parent.mkdir(parents=True)
+            path.write_text(text)
+            with modify(path, fs=LocalFileSystem()) as data:  # what DVC passes: its repo's file system
+                change(data)
+            written[name] = path.read_text()
+        assert written["worker"] == written["dvc"] != text, change.__name__
+        assert sorted(p.name for p in path.parent.parent.rglob("*")) == ["dvc", "dvc.lock", "dvc.lock", "worker"]
+        text = written["dvc"]
+        if change is change_a_train:  # one block dumped again, the others as the first time
+            assert len(set(stage_worker._blocks) - blocks) == 1
+        blocks = set(stage_worker._blocks)
+    assert "&id001" in text  # the shared entry: one whole dump, as DVC's
+    assert yaml.safe_load(text)["stages"]["report"]["outs"][0]["md5"] == quoted
 
 
 def test_a_lock_file_write_that_fails_leaves_the_old_one_whole(tmp_path, monkeypatch):
@@ -141,6 +163,10 @@ def test_the_warm_up_imports_what_the_stages_import_and_stops_for_a_stage(tmp_pa
     # evaluate@'s libraries, as its script names them; never TensorFlow (train@ imports it inside main)
     assert {"pandas", "matplotlib.figure", "intuition.tracking", "intuition.figures"} <= set(names)
     assert "__future__" not in names and not any(n.startswith(("tensorflow", "keras")) for n in names)
+    monkeypatch.chdir(ROOT)
+    warm = stage_worker.warm_imports()  # the stages' imports, then what MLflow imports on first use
+    assert warm[:len(names)] == names and "mlflow.store.tracking.sqlalchemy_store" in warm
+    assert not any(n.startswith(("tensorflow", "keras")) for n in warm)
 
     (tmp_path / "warm_a.py").write_text("")
     (tmp_path / "warm_b.py").write_text("")
@@ -148,10 +174,12 @@ def test_the_warm_up_imports_what_the_stages_import_and_stops_for_a_stage(tmp_pa
     read, write = os.pipe()
     with os.fdopen(read) as stdin, os.fdopen(write, "w") as requests:
         monkeypatch.setattr(sys, "stdin", stdin)
-        stage_worker.warm_up(["warm_a", "warm_a.not_a_module"])  # nothing waiting: both tried
-        assert "warm_a" in sys.modules
+        steps = [partial(stage_worker.import_if_module, name) for name in ("warm_a", "warm_a.not_a_module")]
+        stage_worker.warm_up(steps)  # nothing waiting: both tried
+        assert "warm_a" in sys.modules and steps == []
         requests.write("{}\n")
         requests.flush()
-        stage_worker.warm_up(["warm_b"])  # a stage is waiting: it is not kept waiting for imports
-        assert "warm_b" not in sys.modules
+        steps = [partial(stage_worker.import_if_module, "warm_b")]
+        stage_worker.warm_up(steps)  # a stage is waiting: it is not kept waiting for imports
+        assert "warm_b" not in sys.modules and len(steps) == 1
     sys.modules.pop("warm_a")
