@@ -137,6 +137,27 @@ def test_the_lock_file_is_written_byte_for_byte_as_dvc_writes_it(tmp_path):
     assert yaml.safe_load(text)["stages"]["report"]["outs"][0]["md5"] == quoted
 
 
+def test_the_lock_file_is_read_as_dvc_reads_it():
+    """The worker's parse of a lock file, stage block by stage block, against DVC's parse of the
+    whole text: this project's lock file; again after a stage changed (its other blocks from the
+    first parse, as fresh objects); and, parsed whole, texts not laid out as DVC writes them."""
+    from dvc.utils.serialize._yaml import parse_yaml
+
+    text = (ROOT / "dvc.lock").read_text()
+    first = stage_worker.parse_lockfile(text, "dvc.lock")
+    assert first == parse_yaml(text, "dvc.lock") and len(stage_worker._parsed) == len(first["stages"])
+    first["stages"]["report"]["outs"].clear()  # a caller's change does not reach the next read
+    changed = text.replace("  report:\n", "  report:\n    frozen: true\n", 1)
+    again = stage_worker.parse_lockfile(changed, "dvc.lock")
+    assert again == parse_yaml(changed, "dvc.lock") and again["stages"]["report"]["frozen"] is True
+    assert again["stages"]["report"]["outs"]
+    odd = {"anchors": "schema: '2.0'\nstages:\n  a:\n    deps: &id001\n    - x\n  b:\n    deps: *id001\n",
+           "a date": "schema: '2.0'\nstages:\n  a:\n    params:\n      p.yaml:\n        d: 2026-12-04\n",
+           "no stages": "schema: '2.0'\nstages: {}\n", "another layout": "stages:\n  a:\n    cmd: x\n"}
+    for name, odd_text in odd.items():
+        assert stage_worker.parse_lockfile(odd_text, "dvc.lock") == parse_yaml(odd_text, "dvc.lock"), name
+
+
 def test_a_lock_file_write_that_fails_leaves_the_old_one_whole(tmp_path, monkeypatch):
     """The worker writes dvc.lock to a temporary file that replaces it: a failure (here the
     dumper's; a kill alike) in the middle leaves the previous dvc.lock as it was."""
