@@ -13,15 +13,16 @@ the command itself runs differently: a `python -m stages.<name> <key>` command r
 process, as `python -m` would run it, with DVC's environment, working directory and argv, all
 restored afterwards; any other command runs in a subprocess as DVC runs it. This project's stages
 are written for that: they keep no state between runs in module globals, set no matplotlib rc
-parameters, and the Keras session is cleared after each. Two hooks on private DVC 3.67 functions,
-both tested in tests/test_stage_worker.py: the command runner `dvc.stage.run._run`, and
-`dvc.dvcfile.modify_yaml` for lock files (`modify_lockfile`). `python -m tools.run
+parameters, and the Keras session is cleared after each. Three hooks on private DVC 3.67
+functions, all tested in tests/test_stage_worker.py: the command runner `dvc.stage.run._run`;
+for lock files, `dvc.dvcfile.modify_yaml` (`modify_lockfile`) and the parser that
+`dvc.utils.strictyaml` loads them with (`parse_lockfile`). `python -m tools.run
 --process-per-stage` runs without them.
 
-While no stage is waiting for it, a stage worker imports what the stage scripts import at their
-top (`warm_up`): `make run` starts one on every Dask worker as the run starts, and the one whose
-core would idle (a knob's second core while the first trains; the first one while the second
-evaluates) has the next stage's libraries loaded.
+While no stage is waiting for it, a stage worker imports what the stage scripts import and reads
+dvc.lock (`warm_up`): `make run` starts one on every Dask worker as the run starts, and the one
+whose core would idle (a knob's second core while the first trains; the first one while the
+second evaluates) has the next stage's libraries loaded.
 
 Ctrl-C (SIGINT to this process's group) stops the stage as it stops a `dvc repro`, and the worker
 then exits. The end of stdin ends the worker after the stage it is running.
