@@ -138,8 +138,8 @@ LOCK_HEADER = "schema: '2.0'\nstages:\n"  # how DVC's lock files begin; then a b
 BLOCK_START = re.compile(r"^(?=  \S)", re.MULTILINE)  # a stage's name, indented by two spaces
 ANCHOR = re.compile(r"[&*]id\d")  # a YAML anchor or alias, as ruamel names them
 # Each stage's block of a lock file as text -> its data as `parse_yaml` returned it, marshalled (a
-# fresh copy on every read, 10x faster than copy.deepcopy): this process's earlier parses. Kept
-# to the blocks of the last lock file read.
+# fresh copy on every read: 1.0 ms for the whole lock's data, copy.deepcopy 4.5 ms, measured):
+# this process's earlier parses. Kept to the blocks of the last lock file read.
 _parsed: dict[str, bytes] = {}
 
 
@@ -173,8 +173,8 @@ def modify_lockfile(path, fs=None):
     """DVC's `modify_yaml` for a lock file, ~1.3 s faster: a lock file holds no comments and DVC
     wrote it from plain data, so its C-parsed data (`parse_lockfile`) dumped by DVC's own dumper,
     one stage at a time (`lock_text`), gives the same bytes as DVC's round trip
-    (tests/test_stage_worker.py compares the two). Written to a temporary file that replaces the lock file: a worker killed
-    mid-write (DVC writes in place) leaves the previous dvc.lock whole."""
+    (tests/test_stage_worker.py compares the two). Written to a temporary file that replaces the
+    lock file: a worker killed mid-write (DVC writes in place) leaves the previous dvc.lock whole."""
     from dvc.utils.serialize._common import _load_data, _modify_data
     from dvc.utils.serialize._yaml import _dump, parse_yaml
 
