@@ -32,6 +32,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 import mlflow  # noqa: E402
 import psutil  # noqa: E402
+import requests  # noqa: E402
 from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -235,9 +236,19 @@ def server_trouble(exc: BaseException) -> str | None:
         return "403, permission denied: recording runs needs EDIT on the experiment"
     if code.startswith("5"):
         return f"{code}, it answers but cannot serve (is its database down?)"
-    if "Connection refused" in text or "Max retries exceeded" in text or "timed out" in text:
+    if _connection_lost(exc) or "Connection refused" in text or "Max retries exceeded" in text or "timed out" in text:
         return "not reachable (stopped or restarting)"
     return None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """MLflow's client wraps what `requests` raised; a server killed mid-answer shows up as a broken
+    chunked read (ChunkedEncodingError), not as a refused connection, so look down the chain."""
+    while exc is not None:
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def params_by_role(spec, dataset_spec, seed: int, seeds: int) -> dict:
