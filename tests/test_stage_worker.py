@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -203,4 +205,15 @@ def test_the_warm_up_imports_what_the_stages_import_and_stops_for_a_stage(tmp_pa
         steps = [partial(stage_worker.import_if_module, "warm_b")]
         stage_worker.warm_up(steps)  # a stage is waiting: it is not kept waiting for imports
         assert "warm_b" not in sys.modules and len(steps) == 1
+        stdin.readline()
+        # After a stage: a request that comes within `idle` (the next task of a busy run) finds
+        # no step under way; a worker left idle for `idle` warms up.
+        threading.Timer(0.05, lambda: (requests.write("{}\n"), requests.flush())).start()
+        started = time.monotonic()
+        stage_worker.warm_up(steps, idle=5.0)
+        assert time.monotonic() - started < 4 and "warm_b" not in sys.modules and len(steps) == 1
+        stdin.readline()
+        stage_worker.warm_up(steps, idle=0.05)
+        assert "warm_b" in sys.modules and steps == []
+    sys.modules.pop("warm_b")
     sys.modules.pop("warm_a")

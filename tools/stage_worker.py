@@ -295,12 +295,22 @@ def warm_imports() -> list[str]:
     return stage_imports() + FIRST_USE_IMPORTS
 
 
-def warm_up(steps: list) -> None:
-    """Run `steps` (functions) one at a time until a request is waiting on stdin: a stage worker
-    whose core idles (before its first stage, or after one: the knob's second core while the first
-    trains, or the one that trained while the other evaluates) has the next stage's libraries
-    loaded, and dvc.lock's blocks dumped, when that stage comes; one that has a stage to run stops
-    after the step under way. Each step runs once: `steps` keeps what is left."""
+# After a stage, how long stdin must stay quiet before a warm-up step starts. The next request
+# of a busy run comes a few ms after the reply (Dask hands this worker its next task); a step
+# started in that gap (an import of up to 0.9 s, a dump of dvc.lock) delayed it: in cold runs,
+# train@ +3-8 s and generate@ +2-3 s summed, measured.
+IDLE = 0.2
+
+
+def warm_up(steps: list, idle: float = 0.0) -> None:
+    """Run `steps` (functions) one at a time while no request is waiting on stdin, starting only
+    once stdin has been quiet for `idle` seconds: a stage worker whose core idles (before its first
+    stage, or after one: the knob's second core while the first trains, or the one that trained
+    while the other evaluates) has the next stage's libraries loaded, and dvc.lock's blocks dumped,
+    when that stage comes; one that has a stage to run stops after the step under way. Each step
+    runs once: `steps` keeps what is left."""
+    if not steps or select.select([sys.stdin], [], [], idle)[0]:
+        return
     while steps and not select.select([sys.stdin], [], [], 0)[0]:
         steps.pop(0)()
 
@@ -336,8 +346,10 @@ def main() -> int:
     hook_dvc()
     steps = warm_steps() if os.path.isdir("stages") else []
     try:
+        idle = 0.0  # before the first stage: at once (the run is still being set up)
         while True:
-            warm_up(steps)  # until a request is waiting: after a stage too, while its core idles
+            warm_up(steps, idle)  # until a request is waiting: after a stage too, while its core idles
+            idle = IDLE
             line = sys.stdin.readline()
             if not line:
                 break
