@@ -22,7 +22,8 @@ for lock files, `dvc.dvcfile.modify_yaml` (`modify_lockfile`) and the parser tha
 While no stage is waiting for it, a stage worker imports what the stage scripts import and reads
 dvc.lock (`warm_up`): `make run` starts one on every Dask worker as the run starts, and the one
 whose core would idle (a knob's second core while the first trains; the first one while the
-second evaluates) has the next stage's libraries loaded.
+second evaluates) has the next stage's libraries loaded. After a stage it first waits for stdin
+to stay quiet for `IDLE` seconds, so that a busy run's next task does not wait for an import.
 
 Ctrl-C (SIGINT to this process's group) stops the stage as it stops a `dvc repro`, and the worker
 then exits. The end of stdin ends the worker after the stage it is running.
