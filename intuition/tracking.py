@@ -244,9 +244,11 @@ def server_trouble(exc: BaseException) -> str | None:
 def _connection_lost(exc: BaseException) -> bool:
     """MLflow's client wraps what `requests` raised; a server killed mid-answer shows up as a broken
     chunked read (ChunkedEncodingError), not as a refused connection, so look down the chain."""
-    while exc is not None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:  # a chain set by hand may loop
         if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
             return True
+        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
 
