@@ -185,7 +185,7 @@ def test_a_server_killed_mid_answer_is_not_reachable_not_a_traceback(monkeypatch
 
 # evaluate@ as `make run` starts it, killed with -9 by itself the moment it would close its first
 # seed run: the parent and that seed run are RUNNING. Polling the store from outside for a RUNNING
-# run raced the stage (a fast machine recorded a small experiment between two polls).
+# run raced the stage: in CI, evaluate@ of this small experiment recorded all of it unseen.
 KILLED_WHILE_RECORDING = """
 import os, runpy, signal
 from mlflow.tracking import MlflowClient
