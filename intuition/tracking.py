@@ -229,21 +229,22 @@ def server_trouble(exc: BaseException) -> str | None:
     away, failing or refusing this login (an error of this code's own keeps its traceback)."""
     if urlparse(tracking_uri()).scheme not in ("http", "https") or not isinstance(exc, MlflowException):
         return None
-    text, code = str(exc), http_status(exc)
+    code = http_status(exc)
     if code == "401":
         return "401, not logged in: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a login on it"
     if code == "403":
         return "403, permission denied: recording runs needs EDIT on the experiment"
     if code.startswith("5"):
         return f"{code}, it answers but cannot serve (is its database down?)"
-    if _connection_lost(exc) or "Connection refused" in text or "Max retries exceeded" in text or "timed out" in text:
+    if _connection_lost(exc):
         return "not reachable (stopped or restarting)"
     return None
 
 
 def _connection_lost(exc: BaseException) -> bool:
-    """MLflow's client wraps what `requests` raised; a server killed mid-answer shows up as a broken
-    chunked read (ChunkedEncodingError), not as a refused connection, so look down the chain."""
+    """Whether `requests` failed to reach the server or to read its answer: MLflow's client wraps
+    what it raised (a refused connection, retries exhausted, a timeout, or the broken chunked read
+    of a server killed mid-answer) in an MlflowException whose chain holds it."""
     seen = set()
     while exc is not None and id(exc) not in seen:  # a chain set by hand may loop
         if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):

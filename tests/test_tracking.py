@@ -157,11 +157,13 @@ def test_a_server_that_is_down_fails_fast_with_one_line(project):
     assert run(project, "dvc", "status", "-q", check=False).returncode == 0, "outputs untouched"
 
 
-def test_a_server_killed_mid_answer_is_not_reachable_not_a_traceback(monkeypatch):
+def test_a_server_refusing_or_dying_mid_answer_is_not_reachable_not_a_traceback(monkeypatch):
     """The server's death mid-answer reaches the stage as a broken chunked read wrapped in an
-    MlflowException that names neither a refused connection nor retries (seen in CI)."""
+    MlflowException that names neither a refused connection nor retries (seen in CI); a refused
+    connection, as the real client raises it, is the same one line."""
     import requests
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     from intuition.tracking import server_trouble
 
@@ -179,6 +181,12 @@ def test_a_server_killed_mid_answer_is_not_reachable_not_a_traceback(monkeypatch
     assert server_trouble(wrapped(broken)) == "not reachable (stopped or restarting)"
     assert server_trouble(wrapped(requests.ConnectionError("RemoteDisconnected"))) == "not reachable (stopped or restarting)"
     assert server_trouble(wrapped(ValueError("a bug of ours"))) is None
+    # The real client against a port nobody listens on: a refused connection, retries exhausted.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(MlflowException) as refused:
+        MlflowClient().get_run("0" * 32)
+    assert server_trouble(refused.value) == "not reachable (stopped or restarting)"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
     assert server_trouble(wrapped(broken)) is None
 
