@@ -249,7 +249,8 @@ while alive():
             while alive() and time.monotonic() < end:
                 time.sleep(0.1)
         break
-    time.sleep(0.1)  # its group gone: it exits within 0.1 s, and `make run` waits for it at its end
+    time.sleep(0.1)  # one killpg(0) and one getppid a check: once its group is gone it exits
+    # within 0.1 s, and `make run` waits for the guards at its end
 """
 
 

@@ -138,6 +138,7 @@ def fast_lockfile_updates() -> None:
 LOCK_HEADER = "schema: '2.0'\nstages:\n"  # how DVC's lock files begin; then a block per stage
 BLOCK_START = re.compile(r"^(?=  \S)", re.MULTILINE)  # a stage's name, indented by two spaces
 ANCHOR = re.compile(r"[&*]id\d")  # a YAML anchor or alias, as ruamel names them
+UNINDENTED = re.compile(r"^(?!  |$)", re.MULTILINE)  # a line outside every stage's block
 # Each stage's block of a lock file as text -> its data as `parse_yaml` returned it, marshalled (a
 # fresh copy on every read: 1.0 ms for the whole lock's data, copy.deepcopy 4.5 ms, measured):
 # this process's earlier parses. Kept to the blocks of the last lock file read.
@@ -155,7 +156,7 @@ def parse_lockfile(text: str, path) -> dict:
 
     body = text[len(LOCK_HEADER):]
     if (not text.startswith(LOCK_HEADER) or not BLOCK_START.match(body) or ANCHOR.search(text)
-            or re.search(r"^(?!  |$)", body, re.MULTILINE)):
+            or UNINDENTED.search(body)):
         return parse_yaml(text, path)
     stages, parsed = {}, {}
     try:
