@@ -115,6 +115,156 @@ def _correct(y_true, y_pred, binary: bool):
     return tf.reduce_sum(tf.cast(hits, tf.float32), axis=-1)
 
 
+@dataclass(frozen=True, eq=False)  # compared and hashed as the one object it is
+class _Stacked:
+    """Every model's Dense layers stacked along a leading slice axis, kernels (slices, fan_in, units)
+    and biases (slices, units): the variables the graph trains. `kept` holds each slice's weights at
+    the end of its last finite epoch, `alive` whether it is still finite."""
+
+    kernels: list
+    biases: list
+    activations: list
+    kept: list
+    alive: tf.Variable
+
+    @classmethod
+    def of(cls, layers: list[list]) -> _Stacked:
+        depth = range(len(layers[0]))
+        kernels = [keras.Variable(tf.stack([seed[j].kernel.value for seed in layers])) for j in depth]
+        biases = [keras.Variable(tf.stack([seed[j].bias.value for seed in layers])) for j in depth]
+        return cls(kernels, biases, [keras.activations.get(layer.activation) for layer in layers[0]],
+                   [tf.Variable(w.value, trainable=False) for w in kernels + biases],
+                   tf.Variable(tf.ones(len(layers), tf.bool), trainable=False))
+
+    @property
+    def weights(self) -> list:
+        return self.kernels + self.biases
+
+    def forward(self, a):  # a: (slices, rows, features) -> (slices, rows, k)
+        for kernel, bias, activation in zip(self.kernels, self.biases, self.activations):
+            a = activation(tf.matmul(a, kernel) + bias[:, None, :])
+        return a
+
+    def keep(self, finite) -> None:
+        """After an epoch: each slice still finite keeps the epoch's weights; `alive` becomes `finite`."""
+        for saved, w in zip(self.kept, self.weights):
+            mask = tf.reshape(finite, [-1] + [1] * (len(w.shape) - 1))
+            saved.assign(tf.where(mask, w, saved))
+        self.alive.assign(finite)
+
+    def restore(self, layers: list[list]) -> None:
+        """Each model's Dense layers get its slice of the kept weights (a diverged one: its last finite)."""
+        for saved, w in zip(self.kept, self.weights):
+            w.assign(saved)
+        for s, seed_layers in enumerate(layers):
+            for j, layer in enumerate(seed_layers):
+                layer.kernel.assign(self.kernels[j][s])
+                layer.bias.assign(self.biases[j][s])
+
+
+class _Epochs:
+    """What one graph call runs: a chunk of epochs of `stacked`, every slice at once, as `fit` would."""
+
+    def __init__(self, stacked: _Stacked, optimizer: keras.optimizers.Optimizer, slices: Slices, seeds: list[int],
+                 x, y, x_val, y_val, *, batch_size: int, binary: bool, loss: Callable | None):
+        self.stacked, self.optimizer, self.batch_size, self.binary = stacked, optimizer, batch_size, binary
+        self.x, self.y, self.x_val, self.y_val = x, y, x_val, y_val
+        self.n, self.n_val, self.n_slices = int(x.shape[1]), int(x_val.shape[1]), len(seeds)
+        self.steps = steps_per_epoch(self.n, batch_size)
+        # Per slice, shaped to broadcast over each weight: Keras' own update_step multiplies by it element-wise.
+        rates = tf.constant(slices.learning_rates, tf.float32)
+        self.rates = [tf.reshape(rates, [-1] + [1] * (len(w.shape) - 1)) for w in stacked.weights]
+        self.penalty = _penalty(stacked.kernels, slices)
+        self.loss_of = loss or (keras.losses.binary_crossentropy if binary else keras.losses.categorical_crossentropy)
+        self.seed_ids = tf.constant(seeds, tf.int32)
+
+    def evaluate(self, xs, ys, rows):
+        """Each slice's loss with the penalty, as Keras' evaluate reports it, and its accuracy."""
+        pred = self.stacked.forward(xs)
+        targets = tf.broadcast_to(ys, (self.n_slices, *ys.shape))
+        losses = tf.reduce_mean(self.loss_of(targets, pred), axis=-1)
+        return losses + (self.penalty() if self.penalty else 0.0), _correct(targets, pred, self.binary) / rows
+
+    def start(self) -> np.ndarray:
+        """Epoch 0, the untrained models: (1, slices, 4) rows."""
+        loss, accuracy = self.evaluate(self.x, self.y, self.n)
+        val_loss, val_accuracy = self.evaluate(self.x_val, self.y_val, self.n_val)
+        return np.stack([loss, accuracy, val_loss, val_accuracy], axis=1)[None]
+
+    def one_epoch(self, epoch):
+        n, batch_size, weights, optimizer = self.n, self.batch_size, self.stacked.weights, self.optimizer
+        orders = tf.stack([tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([self.seed_ids[s], epoch]))
+                           for s in range(self.n_slices)])
+        loss_sum, correct = tf.zeros(self.n_slices), tf.zeros(self.n_slices)
+        for step in tf.range(self.steps):
+            batch = orders[:, step * batch_size : tf.minimum((step + 1) * batch_size, n)]
+            xb, yb = tf.gather(self.x, batch, batch_dims=1), tf.gather(self.y, batch)
+            with tf.GradientTape() as tape:
+                pred = self.stacked.forward(xb)
+                losses = tf.reduce_mean(self.loss_of(yb, pred), axis=-1)  # one mean loss per slice
+                if self.penalty is not None:
+                    losses += self.penalty()
+                total = tf.reduce_sum(losses)  # slice s's weights get slice s's gradient only
+            # What optimizer.apply_gradients does here (no clipping, decay or averaging configured),
+            # with each slice's learning rate: Keras' update step, then one more iteration.
+            for gradient, weight, rate in zip(tape.gradient(total, weights), weights, self.rates):
+                optimizer.update_step(gradient, weight, rate)
+            optimizer.iterations.assign_add(1)
+            loss_sum += losses * tf.cast(tf.shape(batch)[1], tf.float32)
+            correct += _correct(yb, pred, self.binary)
+        val_loss, val_accuracy = self.evaluate(self.x_val, self.y_val, self.n_val)
+        rows = tf.stack([loss_sum / n, correct / n, val_loss, val_accuracy], axis=1)  # (slices, 4)
+        self.stacked.keep(tf.reduce_all(tf.math.is_finite(rows), axis=1) & self.stacked.alive)
+        return rows
+
+    @tf.function
+    def run(self, first, count):
+        """Epochs first .. first + count - 1, or until every slice has diverged: (epochs run, slices, 4)."""
+        out = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for i in tf.range(count):
+            out = out.write(i, self.one_epoch(first + i))
+            if not tf.reduce_any(self.stacked.alive):
+                break
+        return out.stack()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the chunks of epochs gave: their rows, each slice's divergence epoch, the snapshots."""
+
+    rows: np.ndarray  # (epochs, slices, 4), epoch 0 first
+    diverged_at: list[int | None]
+    snaps: list[list[np.ndarray]]  # per snapshot epoch: every weight's kept value
+
+
+def _run_chunks(graph: _Epochs, epochs: int, epochs_per_call: int, snap_epochs: list[int],
+                on_progress: Callable[[pd.DataFrame], None] | None) -> _Run:
+    """Call the graph chunk by chunk (ending at every snapshot), noting divergences and progress."""
+    stacked, n_slices = graph.stacked, graph.n_slices
+    chunks = [graph.start()]
+    diverged_at: list[int | None] = [None] * n_slices
+    # `kept` is each slice's weights, or a diverged slice's last finite ones: what its model will be.
+    snaps = [[w.numpy() for w in stacked.kept]]  # epoch 0
+    first = 1
+    for last in _chunk_ends(epochs, epochs_per_call, snap_epochs):
+        rows = graph.run(tf.constant(first, tf.int32), tf.constant(last + 1 - first, tf.int32)).numpy()
+        chunks.append(rows)
+        for s in range(n_slices):
+            bad = np.nonzero(~np.isfinite(rows[:, s]).all(axis=1))[0]
+            if diverged_at[s] is None and bad.size:
+                diverged_at[s] = first + int(bad[0])
+        everyone_diverged = not stacked.alive.numpy().any()
+        if last in snap_epochs:
+            snaps.append([w.numpy() for w in stacked.kept])
+        if on_progress and (last % epochs_per_call == 0 or last == epochs or everyone_diverged):
+            on_progress(_frame(rows[-1:], first + len(rows) - 1, diverged_at))
+        if everyone_diverged:
+            break
+        first = last + 1
+    snaps += [snaps[-1]] * (len(snap_epochs) - len(snaps))  # after everyone diverged: the kept weights
+    return _Run(np.concatenate(chunks), diverged_at, snaps)
+
+
 def train(
     models: list[keras.Sequential],
     optimizer: keras.optimizers.Optimizer,
@@ -142,111 +292,20 @@ def train(
     is element-wise per slice, `slices`' learning rate and l1/l2 penalty, and in their fixed layers
     ahead of the Dense ones (inputs standardized or not, features), which each model applies to the
     rows itself. Everything else (Dense shapes, activations, optimizer, batch size, epochs) is shared."""
-    n_seeds = len(models)
-    slices = slices or Slices.uniform(n_seeds, float(optimizer.learning_rate.numpy()))
+    slices = slices or Slices.uniform(len(models), float(optimizer.learning_rate.numpy()))
     x, x_val = (tf.constant(np.stack([preprocess(m, a) for m in models]), tf.float32) for a in (data.x, data.x_val))
     y, y_val = (tf.constant(a, tf.float32) for a in (data.y, data.y_val))
-    n, n_val = int(x.shape[1]), int(x_val.shape[1])
-    steps = steps_per_epoch(n, batch_size)
     layers = [dense_layers(m) for m in models]
-    kernels = [keras.Variable(tf.stack([seed[j].kernel.value for seed in layers])) for j in range(len(layers[0]))]
-    biases = [keras.Variable(tf.stack([seed[j].bias.value for seed in layers])) for j in range(len(layers[0]))]
-    activations = [keras.activations.get(layer.activation) for layer in layers[0]]
-    weights = kernels + biases
-    optimizer.build(weights)
-    # Per slice, shaped to broadcast over each weight: Keras' own update_step multiplies by it element-wise.
-    rates = tf.constant(slices.learning_rates, tf.float32)
-    rates = [tf.reshape(rates, [-1] + [1] * (len(w.shape) - 1)) for w in weights]
-    penalty = _penalty(kernels, slices)
-    loss_of = loss or (keras.losses.binary_crossentropy if binary else keras.losses.categorical_crossentropy)
-    # Per seed: the weights at the end of its last finite epoch, and whether it is still finite.
-    kept = [tf.Variable(w.value, trainable=False) for w in weights]
-    alive = tf.Variable(tf.ones(n_seeds, tf.bool), trainable=False)
-    seed_ids = tf.constant(seeds, tf.int32)
-
-    def forward(a):  # a: (seeds, rows, features) -> (seeds, rows, k)
-        for kernel, bias, activation in zip(kernels, biases, activations):
-            a = activation(tf.matmul(a, kernel) + bias[:, None, :])
-        return a
-
-    def evaluate(xs, ys, rows):  # the loss with the penalty, as Keras' evaluate reports it
-        pred = forward(xs)
-        targets = tf.broadcast_to(ys, (n_seeds, *ys.shape))
-        losses = tf.reduce_mean(loss_of(targets, pred), axis=-1)
-        return losses + (penalty() if penalty else 0.0), _correct(targets, pred, binary) / rows
-
-    def one_epoch(epoch):
-        orders = tf.stack([tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed_ids[s], epoch]))
-                           for s in range(n_seeds)])
-        loss_sum, correct = tf.zeros(n_seeds), tf.zeros(n_seeds)
-        for step in tf.range(steps):
-            batch = orders[:, step * batch_size : tf.minimum((step + 1) * batch_size, n)]
-            xb, yb = tf.gather(x, batch, batch_dims=1), tf.gather(y, batch)
-            with tf.GradientTape() as tape:
-                pred = forward(xb)
-                losses = tf.reduce_mean(loss_of(yb, pred), axis=-1)  # one mean loss per seed
-                if penalty is not None:
-                    losses += penalty()
-                total = tf.reduce_sum(losses)  # seed s's weights get seed s's gradient only
-            # What optimizer.apply_gradients does here (no clipping, decay or averaging configured),
-            # with each slice's learning rate: Keras' update step, then one more iteration.
-            for gradient, weight, rate in zip(tape.gradient(total, weights), weights, rates):
-                optimizer.update_step(gradient, weight, rate)
-            optimizer.iterations.assign_add(1)
-            loss_sum += losses * tf.cast(tf.shape(batch)[1], tf.float32)
-            correct += _correct(yb, pred, binary)
-        val_loss, val_accuracy = evaluate(x_val, y_val, n_val)
-        rows = tf.stack([loss_sum / n, correct / n, val_loss, val_accuracy], axis=1)  # (seeds, 4)
-        finite = tf.reduce_all(tf.math.is_finite(rows), axis=1) & alive
-        for saved, w in zip(kept, weights):
-            mask = tf.reshape(finite, [-1] + [1] * (len(w.shape) - 1))
-            saved.assign(tf.where(mask, w, saved))
-        alive.assign(finite)
-        return rows
-
-    @tf.function
-    def run_epochs(first, count):
-        out = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        for i in tf.range(count):
-            out = out.write(i, one_epoch(first + i))
-            if not tf.reduce_any(alive):
-                break
-        return out.stack()
-
-    start_loss, start_accuracy = evaluate(x, y, n)
-    start_val_loss, start_val_accuracy = evaluate(x_val, y_val, n_val)
-    chunks = [np.stack([start_loss, start_accuracy, start_val_loss, start_val_accuracy], axis=1)[None]]
-    diverged_at: list[int | None] = [None] * n_seeds
+    stacked = _Stacked.of(layers)
+    optimizer.build(stacked.weights)
+    graph = _Epochs(stacked, optimizer, slices, seeds, x, y, x_val, y_val, batch_size=batch_size, binary=binary,
+                    loss=loss)
     snap_epochs = snapshot_epochs(epochs, snapshot_count)  # 1: epoch 0 only (`make bench` compares)
-    # `kept` is each seed's weights, or a diverged seed's last finite ones: what its model will be.
-    snaps = [[w.numpy() for w in kept]]  # epoch 0
-    first = 1
-    for last in _chunk_ends(epochs, epochs_per_call, snap_epochs):
-        count = tf.constant(last + 1 - first, tf.int32)
-        rows = run_epochs(tf.constant(first, tf.int32), count).numpy()  # (epochs run, seeds, 4)
-        chunks.append(rows)
-        for s in range(n_seeds):
-            bad = np.nonzero(~np.isfinite(rows[:, s]).all(axis=1))[0]
-            if diverged_at[s] is None and bad.size:
-                diverged_at[s] = first + int(bad[0])
-        everyone_diverged = not alive.numpy().any()
-        if last in snap_epochs:
-            snaps.append([w.numpy() for w in kept])
-        if on_progress and (last % epochs_per_call == 0 or last == epochs or everyone_diverged):
-            on_progress(_frame(rows[-1:], first + len(rows) - 1, diverged_at))
-        if everyone_diverged:
-            break
-        first = last + 1
-    snaps += [snaps[-1]] * (len(snap_epochs) - len(snaps))  # after everyone diverged: the kept weights
-    for saved, w in zip(kept, weights):  # diverged seeds get their last finite epoch back
-        w.assign(saved)
-    for s, seed_layers in enumerate(layers):
-        for j, layer in enumerate(seed_layers):
-            layer.kernel.assign(kernels[j][s])
-            layer.bias.assign(biases[j][s])
-    stacked = [np.stack(weight) for weight in zip(*snaps)]  # per weight: (snapshots, seeds, ...)
-    snapshots = Snapshots(np.array(snap_epochs), stacked[:len(kernels)], stacked[len(kernels):])
-    return TrainingResult(steps, _frame(np.concatenate(chunks), 0, diverged_at), diverged_at, snapshots)
+    done = _run_chunks(graph, epochs, epochs_per_call, snap_epochs, on_progress)
+    stacked.restore(layers)
+    per_weight = [np.stack(weight) for weight in zip(*done.snaps)]  # per weight: (snapshots, seeds, ...)
+    snapshots = Snapshots(np.array(snap_epochs), per_weight[:len(stacked.kernels)], per_weight[len(stacked.kernels):])
+    return TrainingResult(graph.steps, _frame(done.rows, 0, done.diverged_at), done.diverged_at, snapshots)
 
 
 def _frame(rows: np.ndarray, first_epoch: int, diverged_at: list[int | None]) -> pd.DataFrame:
