@@ -166,10 +166,14 @@ class _Epochs:
     """What one graph call runs: a chunk of epochs of `stacked`, every slice at once, as `fit` would."""
 
     def __init__(self, stacked: _Stacked, optimizer: keras.optimizers.Optimizer, slices: Slices, seeds: list[int],
-                 x, y, x_val, y_val, *, batch_size: int, binary: bool, loss: Callable | None):
+                 models: list[keras.Sequential], data: FitData, *, batch_size: int, binary: bool,
+                 loss: Callable | None):
         self.stacked, self.optimizer, self.batch_size, self.binary = stacked, optimizer, batch_size, binary
-        self.x, self.y, self.x_val, self.y_val = x, y, x_val, y_val
-        self.n, self.n_val, self.n_slices = int(x.shape[1]), int(x_val.shape[1]), len(seeds)
+        # Each model's rows through its own fixed layers (inputs standardized or not, features).
+        self.x, self.x_val = (tf.constant(np.stack([preprocess(m, a) for m in models]), tf.float32)
+                              for a in (data.x, data.x_val))
+        self.y, self.y_val = (tf.constant(a, tf.float32) for a in (data.y, data.y_val))
+        self.n, self.n_val, self.n_slices = int(self.x.shape[1]), int(self.x_val.shape[1]), len(seeds)
         self.steps = steps_per_epoch(self.n, batch_size)
         # Per slice, shaped to broadcast over each weight: Keras' own update_step multiplies by it element-wise.
         rates = tf.constant(slices.learning_rates, tf.float32)
@@ -293,13 +297,10 @@ def train(
     ahead of the Dense ones (inputs standardized or not, features), which each model applies to the
     rows itself. Everything else (Dense shapes, activations, optimizer, batch size, epochs) is shared."""
     slices = slices or Slices.uniform(len(models), float(optimizer.learning_rate.numpy()))
-    x, x_val = (tf.constant(np.stack([preprocess(m, a) for m in models]), tf.float32) for a in (data.x, data.x_val))
-    y, y_val = (tf.constant(a, tf.float32) for a in (data.y, data.y_val))
     layers = [dense_layers(m) for m in models]
     stacked = _Stacked.of(layers)
     optimizer.build(stacked.weights)
-    graph = _Epochs(stacked, optimizer, slices, seeds, x, y, x_val, y_val, batch_size=batch_size, binary=binary,
-                    loss=loss)
+    graph = _Epochs(stacked, optimizer, slices, seeds, models, data, batch_size=batch_size, binary=binary, loss=loss)
     snap_epochs = snapshot_epochs(epochs, snapshot_count)  # 1: epoch 0 only (`make bench` compares)
     done = _run_chunks(graph, epochs, epochs_per_call, snap_epochs, on_progress)
     stacked.restore(layers)
