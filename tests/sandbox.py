@@ -145,9 +145,17 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+DONE = re.compile(r"^\[\d+/\d+\] done (\S+) \((\d+\.\d+) s", re.MULTILINE)  # tools.run's line per stage
+
+
 def stages_done(output: str) -> set[str]:
     """The stages `python -m tools.run` ran to success."""
-    return set(re.findall(r"^\[\d+/\d+\] done (\S+)", output, re.MULTILINE))
+    return set(stage_seconds(output))
+
+
+def stage_seconds(output: str) -> dict[str, float]:
+    """The stages `python -m tools.run` ran to success, and the seconds it printed for each."""
+    return {found[1]: float(found[2]) for found in DONE.finditer(output)}
 
 
 def experiment_keys(project: Path) -> list[str]:

@@ -8,13 +8,19 @@ writes it to bench/latest.md. Run it alone: it measures wall time on a 2-core ma
 3. The whole default pipeline (every experiment and sweep, 500 epochs, every seed) in two fresh
    copies: cold `python -m tools.run --process-per-stage` (a `dvc` process per stage) vs cold
    `make run` (persistent stage workers); then in the second copy a rerun after a sweep base's
-   learning rate changed, one after another experiment's, and a no-op run; peak RSS.
+   learning rate changed, one after another experiment's, and a no-op run; peak RSS. Where the
+   cold run's time goes: each stage kind's time summed over both cores as the runner printed it,
+   the training in it as the stages recorded it, and the cores' busy time; and what that leaves
+   each unmet target (the work alone against the goal).
 4. Where a stage's time goes, per stage kind: imports, work, and DVC's own overhead (the same
    stage under `dvc repro --single-item --force` minus run directly).
 5. What seeing inside costs: the trainer with ~30 weight snapshots vs with none (5 seeds, in
    process, best of 3), and per experiment what each new view adds to `evaluate@` (looking inside
    every seed, neuron tiles, linear regions, the boundary's evolution: frames, GIF, filmstrip, and
    logging its frames to MLflow), on the second pipeline copy's 500-epoch models; GIF sizes.
+6. `evaluate@`'s steps, timed in one process for every experiment on the same models: reading,
+   computing (forward passes, metrics), building the figures, writing the files (the figures
+   rendered to PNG, the GIF, the CSVs) and recording the MLflow runs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,7 +44,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import psutil  # noqa: E402
 import pandas as pd  # noqa: E402
-from sandbox import commit, edit_params, keep_findings_about, make_project, run, set_param, stages_run  # noqa: E402
+from sandbox import (commit, edit_params, keep_findings_about, make_project, run, set_param, stage_seconds,  # noqa: E402
+                     stages_run)
 
 from intuition.config import load_params  # noqa: E402
 
@@ -45,6 +53,7 @@ LARGEST = "spiral_hard_relu_4x100"
 SMALLEST = "linear_perceptron"
 CHANGED = "spiral_hard_relu_2x100"
 SWEEP = "hard_spiral_depth_width_inputs"  # the default hard-spiral sweep (issue: sweeps ≤ 0.25× experiments)
+COLD_GOAL, KNOB_GOAL = 180, 15  # seconds: issue 17's goals for a cold `make run` and a knob's rerun
 # What each stage kind imports before it works (measured alone in a fresh process).
 IMPORTS = {
     "generate": "import stages.generate, sklearn.model_selection",
@@ -56,9 +65,44 @@ EXAMPLES = {"generate": "spiral_hard", "train": LARGEST, "evaluate": LARGEST, "r
 
 
 def timed(project: Path, *args: str) -> float:
+    return timed_output(project, *args)[0]
+
+
+def timed_output(project: Path, *args: str) -> tuple[float, str]:
     started = time.perf_counter()
-    run(project, *args)
-    return time.perf_counter() - started
+    output = run(project, *args).stdout
+    return time.perf_counter() - started, output
+
+
+def seconds_by_stage(output: str) -> pd.Series:
+    """Each stage `python -m tools.run` ran to success, and its seconds as the runner printed them."""
+    return pd.Series(stage_seconds(output), dtype=float)
+
+
+def by_kind(seconds: pd.Series) -> pd.DataFrame:
+    """Stage seconds summed by kind (`train@a` and `train@b` are `train`): stages, seconds."""
+    kinds = seconds.index.str.split("@").str[0]
+    return seconds.groupby(kinds).agg(["count", "sum"]).rename(columns={"count": "stages", "sum": "seconds"})
+
+
+def training_seconds(project: Path) -> pd.Series:
+    """Each stage's training time as it recorded it: train@'s training.json, sweep@'s trained points'
+    shares of their groups' time (summed: the groups' time on both cores)."""
+    from intuition import files, sweeps
+
+    params = load_params(project / "params.yaml")
+    seconds = {f"train@{key}": json.loads((project / files.TrainOutputs(key).training).read_text())["seconds"]
+               for key in params.experiments}
+    for key in params.sweeps:
+        trained = (project / files.SweepOutputs(key).trained).glob("*.npz")
+        seconds[f"sweep@{key}"] = sum(sweeps.read_trained(path).seconds for path in trained)
+    return pd.Series(seconds, dtype=float)
+
+
+def busy_seconds() -> float:
+    """CPU time of the whole machine so far (every core; not idle, not waiting on disk)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def seeds_cost(tmp: Path) -> dict:
@@ -146,18 +190,28 @@ class PeakMemory:
             time.sleep(0.2)  # at 0.05 s this sampler took ~23 % of a core from what it measured
 
 
-def cold(project: Path, *command: str) -> tuple[float, dict, str]:
+@dataclass(frozen=True)
+class Cold:
+    """A cold run: its wall time, the cores it kept busy on average, its processes' peak RSS, output."""
+
+    seconds: float
+    busy_cores: float
+    peaks: dict
+    output: str
+
+
+def cold(project: Path, *command: str) -> Cold:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    started = time.perf_counter()
+    busy, started = busy_seconds(), time.perf_counter()
     process = subprocess.Popen(list(command), cwd=project, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     with PeakMemory(process.pid) as memory:
         output = process.communicate()[0]
-    seconds = time.perf_counter() - started
+    seconds, busy = time.perf_counter() - started, busy_seconds() - busy
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
     print(f"cold {' '.join(command)}: {seconds:.1f} s", flush=True)
-    return seconds, memory.peaks, output
+    return Cold(seconds, busy / seconds, memory.peaks, output)
 
 
 def full_project(path: Path) -> Path:
@@ -172,15 +226,16 @@ def pipeline_timings(tmp: Path) -> dict:
     runner before stage workers) vs cold with `make run`'s stage workers; then, in the second
     copy, one knob of a sweep's base, one knob of another experiment, and a no-op run."""
     before, after = full_project(tmp / "process-per-stage"), full_project(tmp / "stage-workers")
-    before_s, before_peaks, _ = cold(before, "python", "-m", "tools.run", "--process-per-stage")
-    after_s, after_peaks, output = cold(after, "python", "-m", "tools.run")
+    slow = cold(before, "python", "-m", "tools.run", "--process-per-stage")
+    fast = cold(after, "python", "-m", "tools.run")
     same = all((before / path).read_text() == (after / path).read_text()
                for path in ("report/leaderboard.md", "report/findings.md", "report/sweeps.md"))
+    cold_training = training_seconds(after)
 
     set_param(after, f"experiments.{CHANGED}.learning_rate", 0.002)
-    rerun = timed(after, "python", "-m", "tools.run")
+    rerun, rerun_output = timed_output(after, "python", "-m", "tools.run")
     set_param(after, f"experiments.{LARGEST}.learning_rate", 0.002)
-    knob = timed(after, "python", "-m", "tools.run")
+    knob, knob_output = timed_output(after, "python", "-m", "tools.run")
     noop = min(timed(after, "python", "-m", "tools.run") for _ in range(3))
     kinds = {}
     for kind, example in EXAMPLES.items():
@@ -190,10 +245,13 @@ def pipeline_timings(tmp: Path) -> dict:
         alone = timed(after, *direct)
         under_dvc = timed(after, "dvc", "repro", "--single-item", "--force", target)
         kinds[kind] = {"stage": target, "imports": imports, "work": alone - imports, "dvc": under_dvc - alone}
-    return {"before": before_s, "after": after_s, "stages": len(re.findall(r"\] done ", output)),
+    return {"before": slow.seconds, "after": fast.seconds, "stages": len(seconds_by_stage(fast.output)),
             "same_report": same, "rerun": rerun, "knob": knob, "noop": noop,
-            "before_peak": max(before_peaks.values(), default=0), "after_peaks": after_peaks,
-            "kinds": kinds, "project": after}
+            "before_peak": max(slow.peaks.values(), default=0), "after_peaks": fast.peaks,
+            "kinds": kinds, "project": after, "busy_cores": fast.busy_cores,
+            "cold_stages": seconds_by_stage(fast.output), "cold_training": cold_training,
+            "rerun_stages": seconds_by_stage(rerun_output), "knob_stages": seconds_by_stage(knob_output),
+            "knob_training": training_seconds(after)}
 
 
 def snapshot_cost(key: str = LARGEST, rounds: int = 3) -> dict:
@@ -298,6 +356,47 @@ def view_costs(project: Path, keys: list[str]) -> list[dict]:
     return rows
 
 
+EVALUATE_STEPS = ("read", "compute", "draw", "write", "record")  # stages/evaluate.py's main, in order
+
+
+def evaluate_steps(project: Path, keys: list[str]) -> pd.DataFrame:
+    """Per experiment, the seconds of each step of evaluate@ (EVALUATE_STEPS: reading what train@
+    wrote; every seed's forward passes and metrics; building the figures; writing the files, the
+    figures rendered to PNG included; recording the MLflow runs, into the project's own store as
+    evaluate@ does), run in this process on the project's trained models, one BLAS thread."""
+    import gc
+
+    from threadpoolctl import threadpool_limits
+
+    from intuition import tracking
+    from stages import evaluate
+
+    threadpool_limits(1, user_api="blas")
+    params = load_params(project / "params.yaml")
+    here, rows = Path.cwd(), []
+    os.chdir(project)  # files.* paths and the MLflow store are relative to the project root
+    try:
+        experiment_id = tracking.exit_if_unavailable(params.mlflow.experiment_name)
+        for key in keys:
+            gc.collect()  # as in view_costs: not the previous experiment's garbage
+            clock = [time.perf_counter()]
+            inputs = evaluate.read(params, key)
+            clock.append(time.perf_counter())
+            scored = evaluate.compute(inputs)
+            clock.append(time.perf_counter())
+            drawings, evolved = evaluate.draw(inputs, scored)
+            clock.append(time.perf_counter())
+            evaluate.write(inputs, scored, drawings, evolved)
+            clock.append(time.perf_counter())
+            evaluate.record(experiment_id, inputs, scored, evolved)
+            clock.append(time.perf_counter())
+            rows.append({"key": key, **dict(zip(EVALUATE_STEPS, pd.Series(clock).diff().dropna()))})
+            print(f"evaluate steps {key}: {clock[-1] - clock[0]:.2f} s", flush=True)
+    finally:
+        os.chdir(here)
+    return pd.DataFrame(rows).set_index("key")
+
+
 def as_experiment_key(point: str) -> str:
     return "p_" + re.sub(r"[^a-z0-9]+", "_", point.lower()).strip("_")
 
@@ -318,18 +417,17 @@ def sweep_vs_experiments(tmp: Path, sweep: str = SWEEP) -> dict:
     edit_params(apart, only_the_points)
     keep_findings_about(apart, set())
     commit(apart, "the sweep's points as experiments")
-    sweep_s, sweep_peaks, _ = cold(swept, "dvc", "repro", f"sweep@{sweep}")
-    apart_s, _, _ = cold(apart, "python", "-m", "tools.run")
+    swept_run, apart_run = cold(swept, "dvc", "repro", f"sweep@{sweep}"), cold(apart, "python", "-m", "tools.run")
     table = pd.read_csv(swept / "results" / "sweeps" / sweep / "points.csv").set_index("point")
     gaps = []
     for key, point in twins.items():
         alone = json.loads((apart / "results" / key / "metrics.json").read_text())["test"]["accuracy"]
         gaps.append({"point": point.name, "sweep": table.loc[point.name, "test_accuracy"], "alone": alone["mean"],
                      "sd": alone["sd"]})
-    return {"sweep": sweep, "points": len(points), "sweep_s": sweep_s, "apart_s": apart_s,
+    return {"sweep": sweep, "points": len(points), "sweep_s": swept_run.seconds, "apart_s": apart_run.seconds,
             "stages": 2 * len(points) + 2,  # train@ and evaluate@ per point, generate@ and report (tools.run prints no names)
             "gaps": pd.DataFrame(gaps),
-            "peak": max(sweep_peaks.values(), default=0)}
+            "peak": max(swept_run.peaks.values(), default=0)}
 
 
 def sweep_report(result: dict) -> list[str]:
@@ -353,7 +451,73 @@ def sweep_report(result: dict) -> list[str]:
     ]
 
 
-def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views: list[dict]) -> str:
+def where_the_time_goes(pipeline: dict, steps: pd.DataFrame) -> list[str]:
+    """The cold run's stage time by kind, the training in it, and evaluate@'s steps measured alone."""
+    stages = pipeline["cold_stages"]
+    kinds = by_kind(stages).join(by_kind(pipeline["cold_training"])["seconds"].rename("training"))
+    lines = [
+        "",
+        f"Where the cold run's time goes (`make run` above: {pipeline['after']:.1f} s of wall time, "
+        f"{pipeline['busy_cores']:.2f} of {os.cpu_count()} cores busy on average):",
+        "",
+        "| stage kind | stages | their time summed, as the runner printed each (s) | of it training, as the stages recorded it (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for kind, row in kinds.sort_values("seconds", ascending=False).iterrows():
+        training = "–" if pd.isna(row.training) else f"{row.training:.1f}"
+        lines.append(f"| {kind} | {row.stages:.0f} | {row.seconds:.1f} | {training} |")
+    lines.append(f"| all | {len(stages)} | {stages.sum():.1f} | {kinds.training.sum():.1f} |")
+    total = steps.sum()
+    lines += [
+        "",
+        f"`evaluate@`'s steps (`stages/evaluate.py`), run for each of the {len(steps)} experiments in one process, "
+        "one after another, on the models above (the other core idle), summed:",
+        "",
+        "| read | compute (forward passes, metrics) | draw (build the figures) | write (figures rendered to PNG, "
+        "GIF, CSVs) | record (the MLflow runs) | all | `evaluate@` in the cold run |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(f"{total[step]:.1f}" for step in EVALUATE_STEPS)
+        + f" | {total.sum():.1f} | {kinds.loc['evaluate', 'seconds']:.1f} |",
+        "",
+        "In the cold run the rest of a stage's time is its share of imports (once per stage worker), DVC's "
+        "bookkeeping, and the stage on the other core competing for caches and memory.",
+    ]
+    return lines + goals_left(pipeline, steps)
+
+
+def goals_left(pipeline: dict, steps: pd.DataFrame) -> list[str]:
+    """For each pipeline goal not met, what the measurements above leave of it."""
+    lines, cores = [], os.cpu_count()
+    work, total = pipeline["cold_stages"].sum(), steps.sum()
+    if pipeline["after"] > COLD_GOAL:
+        lines.append(
+            f"- Cold ≤ {COLD_GOAL} s: the stages' time summed is {work:.0f} s, so on {cores} cores no order of them "
+            f"ends before {work / cores:.0f} s; {COLD_GOAL} s needs at least {work - cores * COLD_GOAL:.0f} s of that "
+            f"work gone. Its largest parts: training {pipeline['cold_training'].sum():.0f} s, and measured alone "
+            f"`evaluate@`'s MLflow records {total['record']:.0f} s and its figures {total['draw'] + total['write']:.0f} s "
+            "(built and written).")
+    knob, chain = pipeline["knob_stages"], [f"train@{LARGEST}", f"evaluate@{LARGEST}", "report"]
+    if pipeline["knob"] > KNOB_GOAL:
+        trained, evaluated = pipeline["knob_training"][f"train@{LARGEST}"], steps.loc[LARGEST].sum()
+        lines.append(
+            f"- The knob ≤ {KNOB_GOAL} s: " + ", then ".join(f"`{stage}` {knob.get(stage, float('nan')):.1f} s"
+                                                         for stage in chain)
+            + f", one after another, and the runner's own {pipeline['knob'] - knob.sum():.1f} s. Its training alone is "
+            f"{trained:.1f} s and `evaluate@`'s steps measured alone {evaluated:.1f} s: {trained + evaluated:.1f} s "
+            "of work before any start-up.")
+    rerun = pipeline["rerun_stages"]
+    swept = [stage for stage in rerun.index if stage.startswith("sweep@")]
+    if pipeline["rerun"] > KNOB_GOAL and swept:
+        lines.append(
+            f"- The sweep base's knob ≤ {KNOB_GOAL} s: every point of " + ", ".join(f"`{stage}`" for stage in swept)
+            + " inherits the base's knobs and retrains: " + ", ".join(
+                f"{rerun[stage]:.1f} s, of which training {pipeline['knob_training'].get(stage, float('nan')):.1f} s"
+                for stage in swept) + ".")
+    return ["", "What the measurements leave of each pipeline goal not met:", "", *lines] if lines else []
+
+
+def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views: list[dict],
+           steps: pd.DataFrame) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     n_seeds = load_params(ROOT / "params.yaml").seeds
@@ -379,10 +543,10 @@ def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views
         f"| the whole default pipeline (500 epochs, {n_seeds} seeds, fresh copies, `make run`'s runner) | measured | target |",
         "|---|---:|---:|",
         f"| cold, a `dvc` process per stage (`--process-per-stage`), {pipeline['stages']} stages | {pipeline['before']:.1f} s | |",
-        f"| cold, stage workers (`make run`) | {pipeline['after']:.1f} s ({pipeline['after'] / pipeline['before']:.2f}×) | ≤ 180 s |",
+        f"| cold, stage workers (`make run`) | {pipeline['after']:.1f} s ({pipeline['after'] / pipeline['before']:.2f}×) | ≤ {COLD_GOAL} s |",
         f"| same leaderboard, findings and sweeps from both | {'yes' if pipeline['same_report'] else 'NO'} | yes |",
-        f"| rerun after `experiments.{CHANGED}.learning_rate` changed (a sweep's base: its sweep reruns too) | {pipeline['rerun']:.1f} s | ≤ 15 s |",
-        f"| rerun after `experiments.{LARGEST}.learning_rate` changed | {pipeline['knob']:.1f} s | ≤ 15 s |",
+        f"| rerun after `experiments.{CHANGED}.learning_rate` changed (a sweep's base: its sweep reruns too) | {pipeline['rerun']:.1f} s | ≤ {KNOB_GOAL} s |",
+        f"| rerun after `experiments.{LARGEST}.learning_rate` changed | {pipeline['knob']:.1f} s | ≤ {KNOB_GOAL} s |",
         f"| no-op `make run`, best of 3 | {pipeline['noop']:.1f} s | ≤ 2 s |",
         f"| peak RSS, a `dvc` process per stage (largest stage) | {pipeline['before_peak'] / 2**20:.0f} MiB | ≤ 1536 MiB |",
         f"| peak RSS, stage workers (one process per core: {biggest}) | {peaks.get(biggest, 0) / 2**20:.0f} MiB | ≤ 1536 MiB |",
@@ -395,6 +559,7 @@ def report(seeds: dict, rows: list[dict], pipeline: dict, snapshots: dict, views
     ]
     for kind, k in pipeline["kinds"].items():
         lines.append(f"| {kind} (`{k['stage']}`) | {k['imports']:.1f} | {k['work']:.1f} | {k['dvc']:.1f} |")
+    lines += where_the_time_goes(pipeline, steps)
     overhead = snapshots["with"] / snapshots["without"] - 1
     lines += [
         "",
@@ -434,9 +599,11 @@ def main() -> None:
         rows = trainer_vs_fit(keys)
         snapshots = snapshot_cost()
         pipeline = pipeline_timings(Path(tmp))
-        views = view_costs(pipeline["project"], list(load_params(ROOT / "params.yaml").experiments))
+        experiments = list(load_params(ROOT / "params.yaml").experiments)
+        steps = evaluate_steps(pipeline["project"], experiments)
+        views = view_costs(pipeline["project"], experiments)
         swept = sweep_vs_experiments(Path(tmp))
-    table = report(seeds, rows, pipeline, snapshots, views) + "\n".join(sweep_report(swept)) + "\n"
+    table = report(seeds, rows, pipeline, snapshots, views, steps) + "\n".join(sweep_report(swept)) + "\n"
     print(table)
     (ROOT / "bench" / "latest.md").write_text("# Benchmark (`make bench`)\n\n" + table)
 
