@@ -458,9 +458,10 @@ def where_the_time_goes(pipeline: dict, steps: pd.DataFrame) -> list[str]:
     lines = [
         "",
         f"Where the cold run's time goes (`make run` above: {pipeline['after']:.1f} s of wall time, "
-        f"{pipeline['busy_cores']:.2f} of {os.cpu_count()} cores busy on average):",
+        f"{pipeline['busy_cores']:.2f} of {os.cpu_count()} cores busy on average, so "
+        f"{pipeline['busy_cores'] * pipeline['after']:.0f} s of CPU time):",
         "",
-        "| stage kind | stages | their time summed, as the runner printed each (s) | of it training, as the stages recorded it (s) |",
+        "| stage kind | stages | their wall time summed, as the runner printed each (s) | training in them, as the stages recorded it (s) |",
         "|---|---:|---:|---:|",
     ]
     for kind, row in kinds.sort_values("seconds", ascending=False).iterrows():
@@ -479,23 +480,25 @@ def where_the_time_goes(pipeline: dict, steps: pd.DataFrame) -> list[str]:
         "| " + " | ".join(f"{total[step]:.1f}" for step in EVALUATE_STEPS)
         + f" | {total.sum():.1f} | {kinds.loc['evaluate', 'seconds']:.1f} |",
         "",
-        "In the cold run the rest of a stage's time is its share of imports (once per stage worker), DVC's "
-        "bookkeeping, and the stage on the other core competing for caches and memory.",
+        "A sweep trains its groups in two processes at once, so its training summed over them can exceed its "
+        "wall time. In the cold run both cores are busy: a stage's time includes waiting for a core, its share of "
+        "the imports (once per stage worker) and DVC's bookkeeping.",
     ]
     return lines + goals_left(pipeline, steps)
 
 
 def goals_left(pipeline: dict, steps: pd.DataFrame) -> list[str]:
     """For each pipeline goal not met, what the measurements above leave of it."""
-    lines, cores = [], os.cpu_count()
-    work, total = pipeline["cold_stages"].sum(), steps.sum()
+    lines, cores, total = [], os.cpu_count(), steps.sum()
     if pipeline["after"] > COLD_GOAL:
+        cpu, training = pipeline["busy_cores"] * pipeline["after"], by_kind(pipeline["cold_training"])["seconds"]
         lines.append(
-            f"- Cold ≤ {COLD_GOAL} s: the stages' time summed is {work:.0f} s, so on {cores} cores no order of them "
-            f"ends before {work / cores:.0f} s; {COLD_GOAL} s needs at least {work - cores * COLD_GOAL:.0f} s of that "
-            f"work gone. Its largest parts: training {pipeline['cold_training'].sum():.0f} s, and measured alone "
-            f"`evaluate@`'s MLflow records {total['record']:.0f} s and its figures {total['draw'] + total['write']:.0f} s "
-            "(built and written).")
+            f"- Cold ≤ {COLD_GOAL} s: the run's work took {cpu:.0f} s of CPU time, so on {cores} cores no order of "
+            f"it ends before {cpu / cores:.0f} s; {COLD_GOAL} s needs at least {cpu - cores * COLD_GOAL:.0f} s of it "
+            "gone. Its largest parts: training (" + ", ".join(f"`{kind}@` {seconds:.0f} s"
+                                                          for kind, seconds in training.items())
+            + f"), and measured alone `evaluate@`'s MLflow records {total['record']:.0f} s and its figures "
+            f"{total['draw'] + total['write']:.0f} s (built and written).")
     knob, chain = pipeline["knob_stages"], [f"train@{LARGEST}", f"evaluate@{LARGEST}", "report"]
     if pipeline["knob"] > KNOB_GOAL:
         trained, evaluated = pipeline["knob_training"][f"train@{LARGEST}"], steps.loc[LARGEST].sum()
@@ -511,8 +514,8 @@ def goals_left(pipeline: dict, steps: pd.DataFrame) -> list[str]:
         lines.append(
             f"- The sweep base's knob ≤ {KNOB_GOAL} s: every point of " + ", ".join(f"`{stage}`" for stage in swept)
             + " inherits the base's knobs and retrains: " + ", ".join(
-                f"{rerun[stage]:.1f} s, of which training {pipeline['knob_training'].get(stage, float('nan')):.1f} s"
-                for stage in swept) + ".")
+                f"{rerun[stage]:.1f} s, its training {pipeline['knob_training'].get(stage, float('nan')):.1f} s "
+                "summed over its two training processes" for stage in swept) + ".")
     return ["", "What the measurements leave of each pipeline goal not met:", "", *lines] if lines else []
 
 
