@@ -100,9 +100,10 @@ def training_seconds(project: Path) -> pd.Series:
 
 
 def busy_seconds() -> float:
-    """CPU time of the whole machine so far (every core; not idle, not waiting on disk)."""
+    """CPU time of the whole machine so far, every core: running code (not idle, waiting on disk,
+    or taken by the hypervisor: steal; Linux counts guest time inside user already)."""
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    return times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
 
 
 def seeds_cost(tmp: Path) -> dict:
@@ -480,7 +481,7 @@ def where_the_time_goes(pipeline: dict, steps: pd.DataFrame) -> list[str]:
         "| " + " | ".join(f"{total[step]:.1f}" for step in EVALUATE_STEPS)
         + f" | {total.sum():.1f} | {kinds.loc['evaluate', 'seconds']:.1f} |",
         "",
-        "A sweep trains its groups in two processes at once, so its training summed over them can exceed its "
+        "A sweep trains its groups in one process per core, so its training summed over them can exceed its "
         "wall time. In the cold run both cores are busy: a stage's time includes waiting for a core, its share of "
         "the imports (once per stage worker) and DVC's bookkeeping.",
     ]
@@ -515,7 +516,7 @@ def goals_left(pipeline: dict, steps: pd.DataFrame) -> list[str]:
             f"- The sweep base's knob ≤ {KNOB_GOAL} s: every point of " + ", ".join(f"`{stage}`" for stage in swept)
             + " inherits the base's knobs and retrains: " + ", ".join(
                 f"{rerun[stage]:.1f} s, its training {pipeline['knob_training'].get(stage, float('nan')):.1f} s "
-                "summed over its two training processes" for stage in swept) + ".")
+                "summed over its training processes (one per core)" for stage in swept) + ".")
     return ["", "What the measurements leave of each pipeline goal not met:", "", *lines] if lines else []
 
 
