@@ -26,6 +26,7 @@ writes it to bench/latest.md. Run it alone: it measures wall time on a 2-core ma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -300,18 +301,16 @@ def view_costs(project: Path, keys: list[str]) -> list[dict]:
     from stages.evaluate import boundary_evolution
 
     threadpool_limits(1, user_api="blas")
-    here = Path.cwd()
-    os.chdir(project)  # files.* paths are relative to the project root
-    scratch = Path(tempfile.mkdtemp(prefix="bench-views-"))  # a store of its own, not the project's
-    mlflow.set_tracking_uri(f"sqlite:///{scratch / 'mlflow.db'}")
-    experiment = mlflow.create_experiment("bench-views", artifact_location=(scratch / "mlruns").as_uri())
-    client = mlflow.MlflowClient()
-    # The runs exist before timing starts, as the parent run does when evaluate@ logs its frames
-    # (a fluent start_run/end_run pair alone costs up to ~1 s here).
-    run_ids = {key: client.create_run(experiment, run_name=f"bench {key}").info.run_id for key in keys}
-    params = load_params(project / "params.yaml")
-    rows = []
-    try:
+    with contextlib.chdir(project):  # files.* paths are relative to the project root
+        scratch = Path(tempfile.mkdtemp(prefix="bench-views-"))  # a store of its own, not the project's
+        mlflow.set_tracking_uri(f"sqlite:///{scratch / 'mlflow.db'}")
+        experiment = mlflow.create_experiment("bench-views", artifact_location=(scratch / "mlruns").as_uri())
+        client = mlflow.MlflowClient()
+        # The runs exist before timing starts, as the parent run does when evaluate@ logs its frames
+        # (a fluent start_run/end_run pair alone costs up to ~1 s here).
+        run_ids = {key: client.create_run(experiment, run_name=f"bench {key}").info.run_id for key in keys}
+        params = load_params(project / "params.yaml")
+        rows = []
         for key in keys:
             # evaluate@ is one process per experiment: collect the previous experiments' figures
             # first, or a collection of their garbage lands in a timed step (measured: ~0.9 s).
@@ -352,8 +351,6 @@ def view_costs(project: Path, keys: list[str]) -> list[dict]:
                          "total": (t1 - t0) + tiles_s + (regions_s or 0) + (t5 - t2),
                          "gif_kib": len(gif) / 1024, "frames": len(evolved.frames)})
             print(f"views {key}: {rows[-1]['total']:.2f} s, GIF {len(gif) / 1024:.0f} KiB", flush=True)
-    finally:
-        os.chdir(here)
     return rows
 
 
@@ -374,9 +371,8 @@ def evaluate_steps(project: Path, keys: list[str]) -> pd.DataFrame:
 
     threadpool_limits(1, user_api="blas")
     params = load_params(project / "params.yaml")
-    here, rows = Path.cwd(), []
-    os.chdir(project)  # files.* paths and the MLflow store are relative to the project root
-    try:
+    rows = []
+    with contextlib.chdir(project):  # files.* paths and the MLflow store are relative to the project root
         experiment_id = tracking.exit_if_unavailable(params.mlflow.experiment_name)
         for key in keys:
             gc.collect()  # as in view_costs: not the previous experiment's garbage
@@ -393,8 +389,6 @@ def evaluate_steps(project: Path, keys: list[str]) -> pd.DataFrame:
             clock.append(time.perf_counter())
             rows.append({"key": key, **dict(zip(EVALUATE_STEPS, pd.Series(clock).diff().dropna()))})
             print(f"evaluate steps {key}: {clock[-1] - clock[0]:.2f} s", flush=True)
-    finally:
-        os.chdir(here)
     return pd.DataFrame(rows).set_index("key")
 
 
