@@ -7,6 +7,7 @@ results/<experiment>/, and report reads results/ only.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -115,9 +116,16 @@ def dataset_file(name: str, part: str) -> Path:
 
 @contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary sibling path; it replaces `path` only if the block succeeds."""
+    """Yield a temporary sibling path; it replaces `path` only if the block succeeds. The temporary
+    siblings an earlier write of `path` left when it was killed (SIGKILL runs no `finally`) go
+    first: each output has one writer at a time (its stage, under DVC's lock), so they are dead."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

@@ -72,6 +72,20 @@ def test_atomic_path_replaces_an_existing_directory(tmp_path):
     assert _siblings(target) == ["figures"]
 
 
+def test_atomic_path_removes_what_a_killed_write_of_the_same_path_left(tmp_path):
+    """SIGKILL runs no `finally`: the next write of that output removes the temporary siblings the
+    killed one left (a file or a directory), and nothing else."""
+    target = tmp_path / "seeds"
+    (tmp_path / ".seeds.1u0l463p").mkdir()
+    (tmp_path / ".seeds.1u0l463p" / "seed_0.keras").write_text("half-written")
+    (tmp_path / ".seeds.x2b9k0qa").write_text("half-written")
+    (tmp_path / ".gitignore").write_text("/seeds\n")
+    (tmp_path / ".seedsextra.abcd1234").write_text("not a sibling of this output")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+    assert _siblings(target) == [".gitignore", ".seedsextra.abcd1234", "seeds"]
+
+
 def test_atomic_path_keeps_the_suffix(tmp_path):
     """model.save() picks the format from the suffix, so the temporary path must keep '.keras'."""
     with atomic_path(tmp_path / "model.keras") as tmp:
